@@ -1,0 +1,1 @@
+"""finch's command line: thin typer wrappers over library functions."""

@@ -1,0 +1,72 @@
+"""The `finch` command: the whole tree, so users see the shape of the pipeline from day one."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from finch.cli.common import pending_command
+from finch.cli.model import model_app
+from finch.cli.quickstart import quickstart
+from finch.cli.system import system_app
+from finch.cli.workspace import config_app, init
+from finch.errors import FinchError
+
+app = typer.Typer(
+    name="finch",
+    help="Fine-tune LLMs on consumer hardware, from a taxonomy of what you want the model to know.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("init")(init)
+app.add_typer(config_app, name="config")
+app.add_typer(system_app, name="system")
+app.add_typer(model_app, name="model")
+
+taxonomy_app = typer.Typer(help="Check, diff, show and scaffold the taxonomy.", no_args_is_help=True)
+for name, help in [
+    ("check", "Validate qna.yaml leaves with line-precise errors."),
+    ("diff", "Leaves added or changed against a git base."),
+    ("tree", "The taxonomy tree with example counts per leaf."),
+    ("new", "Scaffold a knowledge or skill leaf."),
+]:
+    pending_command(taxonomy_app, name, "taxonomy", help)
+app.add_typer(taxonomy_app, name="taxonomy")
+
+data_app = typer.Typer(help="Generate, list and inspect synthetic training data.", no_args_is_help=True)
+for name, help in [
+    ("generate", "Synthetic data from the taxonomy with a teacher model."),
+    ("list", "Generated datasets."),
+    ("show", "Stats and samples of one dataset."),
+]:
+    pending_command(data_app, name, "synthetic data generation", help)
+app.add_typer(data_app, name="data")
+
+plan_app = typer.Typer(help="Plan a run for this hardware: memory, time and settings.", no_args_is_help=True)
+pending_command(plan_app, "train", "planning", "Estimate memory and time of a training run before starting it.")
+app.add_typer(plan_app, name="plan")
+
+pending_command(app, "train", "training", "Fine-tune a model (LoRA, QLoRA, full, DPO).")
+pending_command(app, "evaluate", "evaluation", "Compare base and tuned models.")
+pending_command(app, "export", "export", "Export merged safetensors, GGUF or an Ollama Modelfile.")
+pending_command(app, "serve", "serving", "Serve a model over an OpenAI-compatible API.")
+pending_command(app, "chat", "chat", "Chat with a model.")
+app.command("quickstart")(quickstart)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors become one line on stderr and an exit code, never a traceback."""
+    try:
+        app(args=argv, prog_name="finch")
+    except FinchError as e:
+        print(f"finch: error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        print("finch: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

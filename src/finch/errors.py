@@ -1,0 +1,18 @@
+"""User-facing errors: the CLI prints their message as one line and exits with their code, no traceback."""
+
+
+class FinchError(Exception):
+    """A problem the user can fix: the message names the file, field or flag, what is wrong and what to do."""
+
+    exit_code = 1
+
+
+class UsageError(FinchError):
+    """Bad flags, config keys or references: exit code 2, like a command-line usage error."""
+
+    exit_code = 2
+
+
+class NotImplementedYet(UsageError):
+    def __init__(self, command: str, issue: str):
+        super().__init__(f"`finch {command}` is not implemented yet (it arrives with the {issue} work).")
