@@ -44,6 +44,14 @@ CHATML_TEMPLATE = """{%- for message in messages -%}
 {{ '<|im_start|>assistant\n' }}
 {%- endif -%}"""
 
+# For tokenizers without family tokens: the same turns in plain text, each ended by the tokenizer's EOS.
+CHATML_TEXT_TEMPLATE = """{%- for message in messages -%}
+{{ '<|im_start|>' + message['role'] + '\n' + message['content'] | trim + eos_token + '\n' }}
+{%- endfor -%}
+{%- if add_generation_prompt -%}
+{{ '<|im_start|>assistant\n' }}
+{%- endif -%}"""
+
 
 @dataclass(frozen=True)
 class ChatFormat:
@@ -66,4 +74,4 @@ def native_chat_format(model_type: str, vocab: set[str] | dict[str, int]) -> Cha
     if "<|im_start|>" in vocab and "<|im_end|>" in vocab:
         return CHATML
     # No family tokens to use: ChatML written in plain text still trains and ends on the tokenizer's EOS.
-    return ChatFormat("chatml-text", CHATML_TEMPLATE.replace("'<|im_end|>\\n'", "eos_token + '\\n'"), None)
+    return ChatFormat("chatml-text", CHATML_TEXT_TEMPLATE, None)

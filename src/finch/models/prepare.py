@@ -73,11 +73,14 @@ def convert_gguf_to_hf(gguf: Path, out_dir: Path, name: str, kind: str) -> None:
     model built from the same config, minus the quantization_config that would make loaders expect a GGUF.
     """
     import torch
+    import transformers.modeling_gguf_pytorch_utils as gguf_loading
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+    # The GGUF loader draws its own tqdm bar that ignores disable_progress_bar(); finch's stage bar replaces it.
+    gguf_loading.tqdm = lambda iterable, **_: iterable
     folder, filename = str(gguf.parent), gguf.name
     partial = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.partial")
     shutil.rmtree(partial, ignore_errors=True)

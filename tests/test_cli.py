@@ -1,0 +1,83 @@
+"""The CLI as a user meets it: the command tree, pending commands, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import assert_one_line_error, run_finch
+
+TREE = ["init", "config", "system", "model", "taxonomy", "data", "train", "evaluate", "export", "serve", "chat",
+        "plan", "quickstart"]  # fmt: skip
+
+
+def test_help_lists_the_whole_tree():
+    result = run_finch("--help")
+    assert result.returncode == 0
+    for command in TREE:
+        assert f" {command} " in result.stdout, command
+
+
+@pytest.mark.parametrize("group", ["config", "system", "model", "taxonomy", "data", "plan"])
+def test_every_group_has_help(group):
+    result = run_finch(group, "--help")
+    assert result.returncode == 0
+    assert "Usage: finch " + group in " ".join(result.stdout.split())
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["train", "--data", "x"], ["evaluate"], ["export"], ["serve", "--port", "1"], ["chat"], ["data", "generate"],
+     ["plan", "train"]],
+)  # fmt: skip
+def test_pending_commands_exit_2_and_say_so(argv, finch_home):
+    assert_one_line_error(
+        run_finch(*argv), 2, "not implemented yet", f"finch {' '.join(argv[: 2 if argv[0] in ('data', 'plan') else 1])}"
+    )
+
+
+def test_bad_config_key_is_one_line(finch_home):
+    finch_home.mkdir()
+    (finch_home / "config.yaml").write_text("model: default\ncolour: blue\n")
+    assert_one_line_error(run_finch("config", "show"), 2, "config.yaml:2", "unknown key 'colour'")
+
+
+def test_unknown_model_reference_is_one_line(finch_home):
+    assert_one_line_error(run_finch("model", "info", "no-such-model"), 2, "unknown model reference 'no-such-model'")
+
+
+def test_missing_model_file_is_one_line(finch_home, tmp_path):
+    missing = tmp_path / "missing.gguf"
+    assert_one_line_error(run_finch("model", "info", str(missing)), 2, str(missing), "no such file")
+
+
+def test_remove_unknown_cached_model_is_one_line(finch_home):
+    assert_one_line_error(run_finch("model", "remove", "nothing-here"), 2, "no cached model named 'nothing-here'")
+
+
+def test_init_then_config_show(finch_home):
+    result = run_finch("init", "--non-interactive", "--model", "./student")
+    assert result.returncode == 0, result.stderr
+    assert (finch_home / "config.yaml").is_file()
+    shown = json.loads(run_finch("config", "show", "--json").stdout)
+    assert shown["model"] == {"value": "./student", "source": "file"}
+    assert shown["runs_dir"]["source"] == "env (FINCH_HOME)"
+    assert run_finch("config", "path").stdout.strip() == str((finch_home / "config.yaml").resolve())
+
+
+def test_system_info_json_reports_cpu_bf16_and_profile(finch_home):
+    result = run_finch("system", "info", "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    flags = Path("/proc/cpuinfo").read_text().split()
+    native_bf16 = "avx512_bf16" in flags or "amx_bf16" in flags
+    assert info["cpu_bf16"] is native_bf16
+    assert info["profile"]["device"] == "cpu"
+    assert info["profile"]["dtype"] == ("bfloat16" if native_bf16 else "float32")
+    assert info["profile"]["qlora_possible"] is False
+    assert info["cpu_cores"] >= 1 and info["ram_gb"] > 0
+    assert info["packages"]["torch"]
+    text = run_finch("system", "info").stdout
+    assert "CPU bf16" in text and "Profile: dtype" in text
