@@ -6,9 +6,11 @@ import sys
 
 import typer
 
+from finch.cli.chat import chat
 from finch.cli.common import pending_command
 from finch.cli.model import model_app
 from finch.cli.quickstart import quickstart
+from finch.cli.serve import serve
 from finch.cli.system import system_app
 from finch.cli.workspace import config_app, init
 from finch.errors import FinchError
@@ -51,8 +53,8 @@ app.add_typer(plan_app, name="plan")
 pending_command(app, "train", "training", "Fine-tune a model (LoRA, QLoRA, full, DPO).")
 pending_command(app, "evaluate", "evaluation", "Compare base and tuned models.")
 pending_command(app, "export", "export", "Export merged safetensors, GGUF or an Ollama Modelfile.")
-pending_command(app, "serve", "serving", "Serve a model over an OpenAI-compatible API.")
-pending_command(app, "chat", "chat", "Chat with a model.")
+app.command("serve")(serve)
+app.command("chat")(chat)
 app.command("quickstart")(quickstart)
 
 

@@ -1,0 +1,55 @@
+"""The one generation interface. Local backends render chat templates themselves; HTTP backends let the server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from finch.inference.chat_template import render_chat
+from finch.inference.params import Completion, GenerationParams
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    template: str
+    bos_token: str
+    eos_token: str
+
+    def render(self, messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+        return render_chat(
+            self.template,
+            messages,
+            bos_token=self.bos_token,
+            eos_token=self.eos_token,
+            add_generation_prompt=add_generation_prompt,
+        )
+
+
+@dataclass
+class StreamChunk:
+    text: str
+    finish_reason: str | None = None  # set on the last chunk
+
+
+class Backend(Protocol):
+    name: str  # backend kind: llama-cpp | transformers | http
+    model_name: str
+    context_length: int
+
+    def chat(self, conversations: list[list[dict[str, str]]], params: GenerationParams) -> list[list[Completion]]:
+        """One list of `params.n` completions per conversation."""
+
+    def complete(self, prompts: list[str], params: GenerationParams, echo: bool = False) -> list[list[Completion]]:
+        """echo=True returns the prompt too, with its logprobs when asked (for log-likelihood scoring)."""
+
+    def stream_chat(self, messages: list[dict[str, str]], params: GenerationParams) -> Iterator[StreamChunk]: ...
+
+    def stream_complete(self, prompt: str, params: GenerationParams) -> Iterator[StreamChunk]: ...
+
+    def close(self) -> None: ...
+
+
+def chat_prompt_ids(prompt_format: PromptFormat, tokenize, messages: list[dict[str, str]]) -> list[int]:
+    """Ids of a rendered chat, as HF's apply_chat_template(tokenize=True) makes them: the template brings the BOS."""
+    return tokenize(prompt_format.render(messages), add_bos=False)

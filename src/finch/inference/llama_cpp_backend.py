@@ -1,0 +1,147 @@
+"""llama.cpp in-process (llama-cpp-python) for GGUF models: the fastest way to generate on a CPU."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from finch.errors import FinchError, UsageError
+from finch.inference.base import PromptFormat, StreamChunk, chat_prompt_ids
+from finch.inference.params import Completion, GenerationParams, TokenLogprob
+
+GGML_LOG_LEVEL_ERROR = 4  # ggml.h: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5
+
+
+def _quiet_llama_logs() -> None:
+    """llama.cpp prints info lines to stderr even with verbose=False; keep only its errors."""
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback
+    def log(level, text, user_data):
+        if level == GGML_LOG_LEVEL_ERROR:
+            os.write(2, text)
+
+    _quiet_llama_logs.callback = log  # keep a reference: llama.cpp holds only the C pointer
+    llama_cpp.llama_log_set(log, None)
+
+
+class LlamaCppBackend:
+    name = "llama-cpp"
+
+    def __init__(
+        self,
+        gguf: Path,
+        prompt_format: PromptFormat | None = None,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        logits_all: bool = False,
+    ):
+        from llama_cpp import Llama
+
+        if not hasattr(_quiet_llama_logs, "callback"):
+            _quiet_llama_logs()
+        try:
+            self.llm = Llama(
+                model_path=str(gguf),
+                n_ctx=n_ctx,
+                n_threads=n_threads or os.cpu_count(),
+                logits_all=logits_all,  # needed for prompt logprobs (echo), costs memory: off unless asked
+                verbose=False,
+            )
+        except ValueError as e:
+            raise FinchError(f"{gguf}: llama.cpp cannot load this GGUF ({e}).") from None
+        self.model_name = gguf.stem
+        self.context_length = self.llm.n_ctx()
+        self.logits_all = logits_all
+        self.prompt_format = prompt_format or self._format_from_metadata()
+
+    def _format_from_metadata(self) -> PromptFormat:
+        from finch.models.chat_format import native_chat_format
+
+        meta = self.llm.metadata
+        template = meta.get("tokenizer.chat_template")
+        if not template:
+            vocab = {t for t in ("<start_of_turn>", "<|eot_id|>", "<|start_header_id|>", "<|im_start|>", "<|im_end|>")
+                     if len(self.llm.tokenize(t.encode(), add_bos=False, special=True)) == 1}  # fmt: skip
+            template = native_chat_format(meta.get("general.architecture", ""), vocab).template
+        return PromptFormat(template, self._piece(self.llm.token_bos()), self._piece(self.llm.token_eos()))
+
+    def _piece(self, token: int) -> str:
+        return self.llm.detokenize([token], special=True).decode("utf-8", errors="replace") if token >= 0 else ""
+
+    def tokenize(self, text: str, add_bos: bool) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def _check_fits(self, ids: list[int]) -> None:
+        if len(ids) >= self.context_length:
+            raise UsageError(
+                f"the prompt has {len(ids)} tokens; the context holds {self.context_length}; raise --ctx or shorten it."
+            )
+
+    def _run(self, ids: list[int], params: GenerationParams, stream: bool, echo: bool = False):
+        self._check_fits(ids)
+        if (echo and params.logprobs is not None) and not self.logits_all:
+            raise UsageError("echo with logprobs needs prompt logits: start `finch serve` with --prompt-logprobs.")
+        self.llm.reset()
+        return self.llm.create_completion(
+            prompt=ids,
+            max_tokens=min(params.max_tokens, self.context_length - len(ids)),
+            temperature=params.temperature,
+            top_p=params.top_p,
+            stop=params.stop or None,
+            seed=params.seed,
+            logprobs=params.logprobs,
+            echo=echo,
+            stream=stream,
+        )
+
+    def _complete_ids(self, ids: list[int], params: GenerationParams, echo: bool = False) -> list[Completion]:
+        completions = []
+        for i in range(params.n):
+            seeded = params.model_copy(update={"seed": None if params.seed is None else params.seed + i})
+            result = self._run(ids, seeded, stream=False, echo=echo)
+            choice = result["choices"][0]
+            completions.append(
+                Completion(
+                    text=choice["text"],
+                    finish_reason="length" if choice["finish_reason"] == "length" else "stop",
+                    prompt_tokens=result["usage"]["prompt_tokens"],
+                    completion_tokens=result["usage"]["completion_tokens"],
+                    logprobs=_logprobs(choice.get("logprobs")),
+                )
+            )
+        return completions
+
+    def chat(self, conversations, params: GenerationParams) -> list[list[Completion]]:
+        return [
+            self._complete_ids(chat_prompt_ids(self.prompt_format, self.tokenize, c), params) for c in conversations
+        ]
+
+    def complete(self, prompts: list[str], params: GenerationParams, echo: bool = False) -> list[list[Completion]]:
+        return [self._complete_ids(self.tokenize(p, add_bos=True), params, echo=echo) for p in prompts]
+
+    def _stream_ids(self, ids: list[int], params: GenerationParams) -> Iterator[StreamChunk]:
+        for part in self._run(ids, params.model_copy(update={"n": 1}), stream=True):
+            choice = part["choices"][0]
+            reason = choice.get("finish_reason")
+            yield StreamChunk(choice["text"], None if reason is None else "length" if reason == "length" else "stop")
+
+    def stream_chat(self, messages, params: GenerationParams) -> Iterator[StreamChunk]:
+        return self._stream_ids(chat_prompt_ids(self.prompt_format, self.tokenize, messages), params)
+
+    def stream_complete(self, prompt: str, params: GenerationParams) -> Iterator[StreamChunk]:
+        return self._stream_ids(self.tokenize(prompt, add_bos=True), params)
+
+    def close(self) -> None:
+        self.llm.close()
+
+
+def _logprobs(raw: dict | None) -> list[TokenLogprob] | None:
+    if not raw:
+        return None
+    tops = raw.get("top_logprobs") or [None] * len(raw["tokens"])
+    return [
+        TokenLogprob(token, logprob if logprob is not None else float("nan"), dict(top or {}))
+        for token, logprob, top in zip(raw["tokens"], raw["token_logprobs"], tops)
+    ]

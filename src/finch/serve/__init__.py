@@ -1,0 +1,1 @@
+"""`finch serve`: an OpenAI-compatible API over any finch generation backend."""

@@ -1,0 +1,238 @@
+"""The FastAPI app: OpenAI-style routes, errors and auth, one generation at a time with a bounded queue."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException
+
+from finch.errors import FinchError, UsageError
+from finch.inference.base import Backend, StreamChunk
+from finch.inference.params import Completion
+from finch.serve.schemas import ChatCompletionRequest, CompletionRequest
+
+
+def error_response(status: int, message: str, type_: str = "invalid_request_error", code: str | None = None):
+    return JSONResponse(
+        status_code=status, content={"error": {"message": message, "type": type_, "param": None, "code": code}}
+    )
+
+
+class Busy(Exception):
+    pass
+
+
+class Generator:
+    """Runs one generation at a time on a worker thread (backends are not thread-safe); at most max_queue wait."""
+
+    def __init__(self, backend: Backend, max_queue: int):
+        self.backend = backend
+        self.max_queue = max_queue
+        self.waiting = 0
+        self.lock = asyncio.Lock()
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finch-generate")
+
+    async def acquire(self) -> None:
+        if self.waiting >= self.max_queue:
+            raise Busy
+        self.waiting += 1
+        try:
+            await self.lock.acquire()
+        finally:
+            self.waiting -= 1
+
+    async def run(self, fn, *args):
+        await self.acquire()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.worker, fn, *args)
+        finally:
+            self.lock.release()
+
+    async def stream(self, make: callable, request: Request) -> AsyncIterator[StreamChunk]:
+        """Yield chunks of a sync stream; the lock is held until it ends or the client goes away."""
+        await self.acquire()
+        loop = asyncio.get_running_loop()
+        chunks: Iterator[StreamChunk] | None = None
+        try:
+            chunks = await loop.run_in_executor(self.worker, make)
+            while True:
+                chunk = await loop.run_in_executor(self.worker, next, chunks, None)
+                if chunk is None:
+                    return
+                yield chunk
+                if await request.is_disconnected():
+                    return
+        finally:
+            if chunks is not None and hasattr(chunks, "close"):
+                await loop.run_in_executor(self.worker, chunks.close)  # stops the generation
+            self.lock.release()
+
+
+def _usage(completions: list[Completion]) -> dict:
+    prompt = completions[0].prompt_tokens if completions else 0
+    produced = sum(c.completion_tokens for c in completions)
+    return {"prompt_tokens": prompt, "completion_tokens": produced, "total_tokens": prompt + produced}
+
+
+def create_app(
+    backend: Backend, api_key: str | None = None, max_queue: int = 32, model_id: str | None = None
+) -> FastAPI:
+    app = FastAPI(title="finch", version="1", docs_url=None, redoc_url=None)
+    model_id = model_id or backend.model_name
+    generator = Generator(backend, max_queue)
+    created = int(time.time())
+
+    @app.middleware("http")
+    async def require_key(request: Request, call_next):
+        if api_key and request.url.path.startswith("/v1"):
+            header = request.headers.get("authorization", "")
+            if not secrets.compare_digest(header.encode(), f"Bearer {api_key}".encode()):
+                return error_response(401, "Invalid or missing API key: send 'Authorization: Bearer KEY'.",
+                                      code="invalid_api_key")  # fmt: skip
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        return error_response(400, f"{where}: {first.get('msg', 'invalid request')}")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        return error_response(exc.status_code, str(exc.detail), code=None)
+
+    @app.exception_handler(UsageError)
+    async def bad_request(request: Request, exc: UsageError):
+        return error_response(400, str(exc))
+
+    @app.exception_handler(FinchError)
+    async def failed(request: Request, exc: FinchError):
+        return error_response(500, str(exc), type_="server_error")
+
+    @app.exception_handler(Busy)
+    async def busy(request: Request, exc: Busy):
+        return error_response(
+            429, "The server is busy: too many queued requests; retry shortly.", type_="rate_limit_error"
+        )
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "model": model_id, "backend": backend.name, "queued": generator.waiting}
+
+    @app.get("/v1/models")
+    async def models():
+        return {
+            "object": "list",
+            "data": [{"id": model_id, "object": "model", "created": created, "owned_by": "finch"}],
+        }
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(body: ChatCompletionRequest, request: Request):
+        params = body.params(
+            body.max_completion_tokens or body.max_tokens or 512, body.top_logprobs if body.logprobs else None
+        )
+        messages = [m.model_dump() for m in body.messages]
+        rid, now = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        if body.stream:
+            chunks = generator.stream(lambda: backend.stream_chat(messages, params), request)
+            first = await anext(chunks, None)  # errors (a prompt too long) surface here as a 400, before any event
+
+            async def events():
+                head = {"id": rid, "object": "chat.completion.chunk", "created": now, "model": model_id}
+                yield _sse(
+                    {
+                        **head,
+                        "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
+                    }
+                )
+                chunk = first
+                try:
+                    while chunk is not None:
+                        delta = {"content": chunk.text} if chunk.text else {}
+                        yield _sse(
+                            {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": chunk.finish_reason}]}
+                        )
+                        chunk = await anext(chunks, None)
+                    yield "data: [DONE]\n\n"
+                finally:
+                    await chunks.aclose()  # a client that went away stops its generation
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+        [completions] = await generator.run(backend.chat, [messages], params)
+        choices = []
+        for i, c in enumerate(completions):
+            choice = {"index": i, "message": {"role": "assistant", "content": c.text}, "finish_reason": c.finish_reason}
+            if c.logprobs is not None:
+                choice["logprobs"] = {"content": [
+                    {"token": t.token, "logprob": t.logprob, "bytes": list(t.token.encode()),
+                     "top_logprobs": [{"token": k, "logprob": v, "bytes": list(k.encode())} for k, v in t.top.items()]}
+                    for t in c.logprobs]}  # fmt: skip
+            choices.append(choice)
+        return {"id": rid, "object": "chat.completion", "created": now, "model": model_id, "choices": choices,
+                "usage": _usage(completions)}  # fmt: skip
+
+    @app.post("/v1/completions")
+    async def completions(body: CompletionRequest, request: Request):
+        params = body.params(body.max_tokens, body.logprobs)
+        prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+        if not prompts:
+            raise UsageError("prompt: must not be empty.")
+        rid, now = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+        if body.stream:
+            if len(prompts) != 1:
+                raise UsageError("prompt: streaming takes a single prompt.")
+            chunks = generator.stream(lambda: backend.stream_complete(prompts[0], params), request)
+            first = await anext(chunks, None)
+
+            async def events():
+                chunk = first
+                try:
+                    while chunk is not None:
+                        yield _sse({"id": rid, "object": "text_completion", "created": now, "model": model_id,
+                                    "choices": [{"index": 0, "text": chunk.text, "logprobs": None,
+                                                 "finish_reason": chunk.finish_reason}]})  # fmt: skip
+                        chunk = await anext(chunks, None)
+                    yield "data: [DONE]\n\n"
+                finally:
+                    await chunks.aclose()
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+        results = await generator.run(backend.complete, prompts, params, body.echo)
+        choices, flat = [], []
+        for completions_for_prompt in results:
+            for c in completions_for_prompt:
+                logprobs = None
+                if c.logprobs is not None:
+                    logprobs = {"tokens": [t.token for t in c.logprobs],
+                                "token_logprobs": [t.logprob for t in c.logprobs],
+                                "top_logprobs": [t.top for t in c.logprobs], "text_offset": []}  # fmt: skip
+                choices.append(
+                    {"index": len(choices), "text": c.text, "logprobs": logprobs, "finish_reason": c.finish_reason}
+                )
+                flat.append(c)
+        usage = {"prompt_tokens": sum(r[0].prompt_tokens for r in results if r),
+                 "completion_tokens": sum(c.completion_tokens for c in flat)}  # fmt: skip
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        return {
+            "id": rid,
+            "object": "text_completion",
+            "created": now,
+            "model": model_id,
+            "choices": choices,
+            "usage": usage,
+        }
+
+    return app
+
+
+def _sse(data: dict) -> str:
+    return f"data: {json.dumps(data)}\n\n"
