@@ -41,3 +41,35 @@ def assert_one_line_error(result: subprocess.CompletedProcess, code: int, *fragm
     assert len(lines) == 1, result.stderr
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma3_dir(tmp_path_factory) -> Path:
+    """A tiny random Gemma 3 (gemma3_text) HF directory with a small trained Gemma-style tokenizer."""
+    from tests.tiny_models import write_tiny_gemma3
+
+    return write_tiny_gemma3(tmp_path_factory.mktemp("tiny-gemma3"))
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory) -> Path:
+    """A tiny random Llama HF directory with a small trained Llama 3 style tokenizer."""
+    from tests.tiny_models import write_tiny_llama
+
+    return write_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma3_gguf(tiny_gemma3_dir, tmp_path_factory) -> Path:
+    """tiny_gemma3_dir exported to an f16 GGUF by finch's own writer."""
+    from finch.export import write_gguf
+
+    return write_gguf(tiny_gemma3_dir, tmp_path_factory.mktemp("tiny-gemma3-gguf") / "tiny-gemma3-f16.gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_gguf(tiny_llama_dir, tmp_path_factory) -> Path:
+    """tiny_llama_dir exported to an f16 GGUF by finch's own writer."""
+    from finch.export import write_gguf
+
+    return write_gguf(tiny_llama_dir, tmp_path_factory.mktemp("tiny-llama-gguf") / "tiny-llama-f16.gguf")
