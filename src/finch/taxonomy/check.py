@@ -138,6 +138,9 @@ def check_leaf(file: LeafFile, *, skip_documents: bool = True, source: DocumentS
             "move it under the right top folder",
         )
     result.leaf = validate(kind, data, parsed, rep)
+    tagged = {(p.line, p.col) for p in rep.problems if p.rule == "yaml-tag"}
+    if tagged:  # a rejected tag's value has the wrong type too; saying so again is noise
+        rep.problems[:] = [p for p in rep.problems if not (p.rule == "type" and (p.line, p.col) in tagged)]
     if isinstance(data, dict):
         rules.check_text(data, parsed, rep)
         if kind == "knowledge":

@@ -80,13 +80,7 @@ def read_text(path: Path, rep: Reporter) -> str | None:
         rep.error("unreadable", f"cannot read the file: {e.strerror or e}")
         return None
     if b"\x00" in raw:
-        index = raw.index(b"\x00")
-        line = raw.count(b"\n", 0, index) + 1
-        rep.error(
-            "binary",
-            "binary file (NUL byte): a qna.yaml must be YAML text",
-            (line, index - (raw.rfind(b"\n", 0, index) + 1) + 1),
-        )
+        rep.error("binary", "binary file (it holds NUL bytes): a qna.yaml must be YAML text")
         return None
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
@@ -123,8 +117,16 @@ def parse_yaml(text: str, rep: Reporter) -> Parsed | None:
             )
         else:
             problem = e.problem or "invalid YAML"
-            context = f" ({e.context})" if e.context else ""
-            rep.error("yaml-syntax", f"invalid YAML: {problem}{context}", (line, col))
+            context = f" {e.context}" if e.context else ""
+            start = _mark(e.context_mark) if e.context_mark else None
+            if start and "end of stream" in problem:  # the fix is where the unclosed thing starts
+                message = f"invalid YAML: the file ends{context} that starts here (a quote or bracket left open?)"
+                line, col = start
+            elif start and start[0] != line:
+                message = f"invalid YAML: {problem}{context} that starts at line {start[0]}"
+            else:
+                message = f"invalid YAML: {problem}{context}"
+            rep.error("yaml-syntax", message, (line, col))
         return None
     except yaml.reader.ReaderError as e:
         rep.error(

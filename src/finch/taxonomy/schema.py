@@ -165,11 +165,11 @@ def _message(kind: str, err: dict, data: Any) -> tuple[str, tuple, bool]:
         close = difflib.get_close_matches(str(last), allowed, n=1)
         other = _OTHER_KIND_FIELDS[kind].get(str(last)) if len(loc) == 1 else None
         if close:
-            message += f"; did you mean '{close[0]}'?"
+            message += f" (did you mean '{close[0]}'?)"
         elif other:
             where = "knowledge/" if other == "knowledge" else "compositional_skills/ or foundational_skills/"
             message += f" (a {other} field: should this leaf be under {where}?)"
-        return message + f" Allowed here: {', '.join(allowed)}", loc, True
+        return message + f". Allowed here: {', '.join(allowed)}", loc, True
     if typ == "string_type":
         if value is None:
             return f"'{name}' is empty", loc, False
@@ -222,8 +222,12 @@ def check_version(kind: str, data: dict, parsed: Parsed, rep: Reporter) -> bool:
             pos,
         )
     else:
-        shown = ", ".join(str(v) for v in versions)
-        rep.error("version", f"unknown {kind} version {version}; finch reads version {shown}", pos)
+        shown = " and ".join(str(v) for v in versions)
+        rep.error(
+            "version",
+            f"unknown {kind} version {version}; finch reads version{'s' if len(versions) > 1 else ''} {shown}",
+            pos,
+        )
     return False
 
 
