@@ -126,12 +126,13 @@ def diff(
 @taxonomy_app.command("new")
 def new(
     kind: str = typer.Argument(..., help=f"What to scaffold: {' or '.join(KINDS)}."),
-    path: Path = typer.Argument(
-        ..., help="Leaf folder, e.g. knowledge/history/my_topic (relative paths are inside the workspace taxonomy)."
+    path: Path = typer.Argument(..., help="Leaf folder, e.g. knowledge/history/my_topic (relative to --taxonomy)."),
+    taxonomy: Path = typer.Option(
+        None, "--taxonomy", help="Folder a relative PATH is in (default: the workspace taxonomy; '.' for here)."
     ),
 ) -> None:
     """Scaffold a knowledge or skill leaf: fill in its TODOs, then run `finch taxonomy check`."""
-    written = new_leaf(kind, path, load_settings().path("taxonomy_dir"))
+    written = new_leaf(kind, path, taxonomy or load_settings().path("taxonomy_dir"))
     for file in written:
         out.print(f"created {escape(str(file))}")
     err.print(f"next: replace the TODOs, then run `finch taxonomy check {escape(str(written[0].parent))}`")
