@@ -70,7 +70,7 @@ def _git(args: list[str], cwd: Path | None = None, env: dict | None = None) -> s
 
 def _last_line(result: subprocess.CompletedProcess) -> str:
     lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
-    return lines[-1].strip() if lines else f"git exited with {result.returncode}"
+    return lines[-1].strip().rstrip(".") if lines else f"git exited with {result.returncode}"
 
 
 class DocumentSource:
