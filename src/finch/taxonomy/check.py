@@ -110,10 +110,25 @@ def display_path(path: Path, relative_to: Path | None = None) -> str:
     return str(absolute.relative_to(base)) if absolute.is_relative_to(base) else str(absolute)
 
 
+_KNOWLEDGE_ONLY = ("document", "document_outline", "domain")
+
+
 def _kind_from_content(data: object) -> str:
-    if isinstance(data, dict) and any(k in data for k in ("document", "document_outline", "domain")):
+    if isinstance(data, dict) and any(k in data for k in _KNOWLEDGE_ONLY):
         return "knowledge"
     return "skill"
+
+
+def _clearly_other_kind(kind: str, data: object) -> list[str] | None:
+    """The fields showing that a leaf is of the other kind than its folder says, if it clearly is."""
+    if not isinstance(data, dict):
+        return None
+    knowledge_keys = [k for k in _KNOWLEDGE_ONLY if k in data]
+    if kind == "knowledge" and "task_description" in data and not knowledge_keys:
+        return ["task_description"]
+    if kind == "skill" and len(knowledge_keys) >= 2 and "task_description" not in data:
+        return knowledge_keys
+    return None
 
 
 def check_leaf(file: LeafFile, *, skip_documents: bool = True, source: DocumentSource | None = None) -> LeafResult:
@@ -137,6 +152,17 @@ def check_leaf(file: LeafFile, *, skip_documents: bool = True, source: DocumentS
             f"not under {', '.join(f'{t}/' for t in TOP_FOLDERS)}: read as a {kind} leaf from its fields; "
             "move it under the right top folder",
         )
+    others = _clearly_other_kind(kind, data) if file.kind else None
+    if others:  # one clear error instead of a schema error for every field
+        other = min(others, key=lambda k: parsed.key_pos((k,)))
+        actual, where = ("skill", "compositional_skills/") if kind == "knowledge" else ("knowledge", "knowledge/")
+        rep.error(
+            "wrong-folder",
+            f"this is a {actual} leaf (it has '{other}') but it is under {file.top}/: move it under {where}, "
+            f"or rewrite it as a {kind} leaf",
+            parsed.key_pos((other,)),
+        )
+        return result
     result.leaf = validate(kind, data, parsed, rep)
     tagged = {(p.line, p.col) for p in rep.problems if p.rule == "yaml-tag"}
     if tagged:  # a rejected tag's value has the wrong type too; saying so again is noise
