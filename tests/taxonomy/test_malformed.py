@@ -8,7 +8,9 @@ import pytest
 import yaml
 from tax_helpers import MALFORMED, run_finch
 
+from finch.errors import FinchError
 from finch.taxonomy import check_taxonomy
+from finch.taxonomy.documents import DocumentSource
 
 CASES = yaml.safe_load((MALFORMED / "manifest.yaml").read_text())["cases"]
 
@@ -19,10 +21,11 @@ def test_the_corpus_is_big_enough():
 
 
 @pytest.fixture(scope="module")
-def report():
+def report(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("documents")
     return {
         str(leaf.path.relative_to(MALFORMED)): leaf
-        for leaf in check_taxonomy([MALFORMED], documents_cache=MALFORMED / "no-cache-needed").leaves
+        for leaf in check_taxonomy([MALFORMED], documents_cache=cache).leaves
     }
 
 
@@ -89,3 +92,13 @@ def test_tags_are_never_executed(tmp_path):
     report = check_taxonomy([tmp_path], skip_documents=True)
     assert not marker.exists()
     assert sum("is not allowed" in p.message for p in report.leaves[0].errors) == 2
+
+
+def test_a_repo_that_is_a_git_option_is_never_run(tmp_path):
+    marker = tmp_path / "pwned"
+    source = DocumentSource(tmp_path / "cache")
+    with pytest.raises(FinchError, match="refusing"):
+        source.checkout(f"--upload-pack=touch {marker}", "0406e3ec8d5a5e4a29b20a1d22a8316ddcac6fd9")
+    with pytest.raises(FinchError, match="refusing"):
+        source.checkout(str(tmp_path), "main; touch pwned")
+    assert not marker.exists()

@@ -11,6 +11,7 @@ from rich.tree import Tree
 
 from finch.cli.common import print_json
 from finch.config import load_settings
+from finch.errors import FinchError
 from finch.taxonomy.check import LeafResult, check_taxonomy, display_path
 from finch.taxonomy.diff import EMPTY, diff_leaves
 from finch.taxonomy.scaffold import KINDS, new_leaf
@@ -25,7 +26,12 @@ class Format(str, Enum):
 
 
 def _default_paths(paths: list[Path] | None) -> list[Path]:
-    return list(paths) if paths else [load_settings().path("taxonomy_dir")]
+    if paths:
+        return list(paths)
+    taxonomy = load_settings().path("taxonomy_dir")
+    if not taxonomy.exists():
+        raise FinchError(f"the workspace taxonomy {taxonomy} does not exist yet: `finch init` creates it with a sample")
+    return [taxonomy]
 
 
 @taxonomy_app.command("check")

@@ -54,7 +54,7 @@ def _git(args: list[str], cwd: Path | None = None, env: dict | None = None) -> s
     full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": "", **(env or {})}
     try:
         return subprocess.run(
-            ["git", *args],
+            ["git", "-c", "protocol.ext.allow=never", *args],
             cwd=cwd,
             env=full_env,
             capture_output=True,
@@ -82,6 +82,8 @@ class DocumentSource:
 
     def checkout(self, repo: str, commit: str) -> Path:
         """The folder holding `repo` at `commit`, fetching it once; raises FinchError when that is impossible."""
+        if repo.startswith("-") or not re.fullmatch(r"[0-9a-fA-F]{7,40}", commit):
+            raise FinchError(f"refusing to fetch repo {repo!r} at commit {commit!r}")  # the rules explain why
         key = (repo, commit)
         if key not in self._checkouts:
             try:

@@ -194,6 +194,13 @@ def check_document_spec(document: dict, parsed: Parsed, rep: Reporter) -> None:
             "move, and the documents must not change under the seed examples",
             parsed.pos((*base, "commit")),
         )
+    if isinstance(repo, str) and (repo.strip().startswith("-") or repo.strip().lower().startswith("ext::")):
+        rep.error(
+            "document-repo",
+            f"'document.repo' must be a git URL or path, found {repo!r} (it would be read as a git option or a "
+            "command to run)",
+            parsed.pos((*base, "repo")),
+        )
     if repo is not None and folder is not None:
         rep.error(
             "document-folder",
