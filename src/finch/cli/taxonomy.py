@@ -105,7 +105,7 @@ def diff(
     format: Format = typer.Option(Format.text, "--format", help="text or json."),
 ) -> None:
     """Leaves added or changed against the merge-base with a git ref, plus untracked files."""
-    root = path or load_settings().path("taxonomy_dir")
+    root = path or _default_paths(None)[0]
     result = diff_leaves(root, base)
     if format is Format.json:
         print_json(
