@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from finch.errors import UsageError
 from finch.fileio import atomic_write_text
 from finch.paths import WORKSPACE_FOLDERS, Locations, locations
+from finch.taxonomy.check import sample_taxonomy_dir
 
 
 class Config(BaseModel):
@@ -137,4 +139,14 @@ def init_workspace(settings: Settings, config: Config, force: bool = False) -> l
         if not folder.exists():
             folder.mkdir(parents=True)
             created.append(folder)
+    created += copy_sample_taxonomy(settings.path("taxonomy_dir"))
     return created
+
+
+def copy_sample_taxonomy(taxonomy_dir: Path) -> list[Path]:
+    """Copy the packaged sample taxonomy into an empty taxonomy folder; a folder with anything in it is left alone."""
+    if any(taxonomy_dir.iterdir()):
+        return []
+    sample = sample_taxonomy_dir()
+    shutil.copytree(sample, taxonomy_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", ".*"))
+    return [taxonomy_dir / p.name for p in sorted(sample.iterdir())]

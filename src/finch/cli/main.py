@@ -12,6 +12,7 @@ from finch.cli.model import model_app
 from finch.cli.quickstart import quickstart
 from finch.cli.serve import serve
 from finch.cli.system import system_app
+from finch.cli.taxonomy import taxonomy_app
 from finch.cli.workspace import config_app, init
 from finch.errors import FinchError
 
@@ -27,14 +28,6 @@ app.add_typer(config_app, name="config")
 app.add_typer(system_app, name="system")
 app.add_typer(model_app, name="model")
 
-taxonomy_app = typer.Typer(help="Check, diff, show and scaffold the taxonomy.", no_args_is_help=True)
-for name, help in [
-    ("check", "Validate qna.yaml leaves with line-precise errors."),
-    ("diff", "Leaves added or changed against a git base."),
-    ("tree", "The taxonomy tree with example counts per leaf."),
-    ("new", "Scaffold a knowledge or skill leaf."),
-]:
-    pending_command(taxonomy_app, name, "taxonomy", help)
 app.add_typer(taxonomy_app, name="taxonomy")
 
 data_app = typer.Typer(help="Generate, list and inspect synthetic training data.", no_args_is_help=True)

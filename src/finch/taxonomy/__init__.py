@@ -1,0 +1,32 @@
+"""The taxonomy: InstructLab-compatible qna.yaml leaves, checked with line-precise errors.
+
+Entry points for other stages: `check_taxonomy` (any paths), `check_workspace_taxonomy` (the configured one),
+`sample_taxonomy_dir`, `diff_leaves`, `new_leaf`, and `load_documents` for a valid knowledge leaf's documents.
+"""
+
+from finch.taxonomy.check import (
+    LeafResult,
+    TaxonomyReport,
+    check_taxonomy,
+    check_workspace_taxonomy,
+    sample_taxonomy_dir,
+)
+from finch.taxonomy.diff import diff_leaves
+from finch.taxonomy.documents import DocumentSource, SourceDocument, load_documents
+from finch.taxonomy.scaffold import new_leaf
+from finch.taxonomy.schema import Knowledge, Skill
+
+__all__ = [
+    "DocumentSource",
+    "Knowledge",
+    "LeafResult",
+    "Skill",
+    "SourceDocument",
+    "TaxonomyReport",
+    "check_taxonomy",
+    "check_workspace_taxonomy",
+    "diff_leaves",
+    "load_documents",
+    "new_leaf",
+    "sample_taxonomy_dir",
+]
