@@ -19,47 +19,38 @@ class ChatSession:
         self.system = system
         self.messages: list[dict[str, str]] = []
 
-    def conversation(self) -> list[dict[str, str]]:
+    def conversation(self, messages: list[dict[str, str]] | None = None) -> list[dict[str, str]]:
         head = [{"role": "system", "content": self.system}] if self.system else []
-        return head + self.messages
+        return head + (self.messages if messages is None else messages)
 
     def prompt_tokens(self, messages: list[dict[str, str]]) -> int:
         if hasattr(self.backend, "prompt_format"):
             return len(self.backend.tokenize(self.backend.prompt_format.render(messages), add_bos=False))
         return sum(len(m["content"]) for m in messages) // 3 + 8 * len(messages)  # HTTP: a cautious estimate
 
-    def trim(self) -> int:
-        """Drop the oldest exchanges until the prompt plus the answer fit the context; returns messages dropped."""
+    def fit(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
+        """The newest messages whose prompt, plus room for the answer, fits the context; oldest exchanges go first."""
         budget = self.backend.context_length - self.params.max_tokens
-        dropped = 0
-        while self.prompt_tokens(self.conversation()) > budget:
-            if len(self.messages) <= 1:
+        while self.prompt_tokens(self.conversation(messages)) > budget:
+            if len(messages) <= 1:
                 raise UsageError(
                     f"the message does not fit the context ({self.backend.context_length} tokens, "
                     f"{self.params.max_tokens} kept for the answer); shorten it or lower --max-tokens."
                 )
-            self.messages = self.messages[2:] if len(self.messages) > 2 else self.messages[1:]
-            dropped += 2
-        return dropped
+            messages = messages[2:]
+        return messages
 
     def ask(self, text: str) -> Iterator[str]:
-        """Stream the answer to `text`; the exchange joins the history once the answer is complete."""
-        self.messages.append({"role": "user", "content": text})
-        try:
-            self.trim()
-        except UsageError:
-            self.messages.pop()
-            raise
+        """Stream the answer to `text`; history changes only once an answer exists, so a failure loses nothing."""
+        messages = self.fit([*self.messages, {"role": "user", "content": text}])
         answer = ""
         try:
-            for chunk in self.backend.stream_chat(self.conversation(), self.params):
+            for chunk in self.backend.stream_chat(self.conversation(messages), self.params):
                 answer += chunk.text
                 yield chunk.text
         finally:
             if answer:
-                self.messages.append({"role": "assistant", "content": answer.strip()})
-            else:
-                self.messages.pop()
+                self.messages = [*messages, {"role": "assistant", "content": answer.strip()}]
 
     def new(self) -> None:
         self.messages = []

@@ -5,16 +5,22 @@ from __future__ import annotations
 import typer
 
 from finch.config import Config, init_workspace, load_settings
-from finch.models.info import model_info
-from finch.models.prepare import prepare_model
-from finch.models.resolve import resolve_model
+from finch.errors import FinchError
 from finch.ui import out
+
+QUESTION = "What does a weather station measure?"
 
 
 def quickstart(
     model: str = typer.Option(None, help="Model to use (default: the configured model, gemma-3-270m)."),
 ) -> None:
-    """Set up the workspace, prepare the built-in model, and walk through the pipeline."""
+    """Set up the workspace, check the sample taxonomy, prepare the model and get one answer from it."""
+    from finch.inference import GenerationParams, load_backend
+    from finch.models.info import model_info
+    from finch.models.prepare import prepare_model
+    from finch.models.resolve import resolve_model
+    from finch.taxonomy import check_workspace_taxonomy
+
     settings = load_settings()
     out.rule("[bold]1. workspace")
     config = Config.model_validate(settings.config.model_dump(include={"model", "teacher"}))
@@ -22,16 +28,40 @@ def quickstart(
         out.print(f"created {path}")
     out.print(f"workspace: {settings.locations.data_dir}  config: {settings.locations.config_file}")
 
-    out.rule("[bold]2. model")
-    resolved = resolve_model(model or settings.config.model, settings.path("models_dir"))
+    out.rule("[bold]2. taxonomy")
+    report = check_workspace_taxonomy()
+    for line in report.lines():
+        out.print(line, markup=False)
+    out.print(report.summary(), markup=False)
+    if not report.ok:
+        raise FinchError(f"the taxonomy in {settings.path('taxonomy_dir')} has errors; fix them and run again.")
+
+    out.rule("[bold]3. model")
+    ref = model or settings.config.model
+    resolved = resolve_model(ref, settings.path("models_dir"))
     info = model_info(resolved, prepare_model(resolved))
     out.print(
-        f"{info.name}: {info.architecture}, {info.parameters / 1e6:.0f}M parameters, context {info.context_length}, "
-        f"chat format {info.chat_format}\n  HF-format directory: {info.path}"
+        f"{info.name}: {info.architecture}, {info.parameters / 1e6:.0f}M parameters, "
+        f"context {info.context_length}, chat format {info.chat_format}\n  HF-format directory: {info.path}"
+    )
+
+    out.rule("[bold]4. one answer")
+    backend = load_backend(ref, settings.path("models_dir"), ctx=1024)
+    try:
+        [[answer]] = backend.chat(
+            [[{"role": "user", "content": QUESTION}]], GenerationParams(temperature=0, max_tokens=48)
+        )
+    finally:
+        backend.close()
+    out.print(f"[bold]user:[/] {QUESTION}\n[bold]{info.name} ({backend.name}):[/] ", end="")
+    out.print(answer.text.strip() or "(empty)", markup=False)
+    out.print(
+        "The base model has not been taught anything yet: its answer shows where fine-tuning starts. "
+        "Try `finch chat` to talk to it, `finch serve` for an OpenAI-compatible API."
     )
 
     out.rule("[bold]next")
     out.print(
-        "Coming in later stages of finch: a sample taxonomy (finch taxonomy check), synthetic data "
-        "(finch data generate), fine-tuning (finch train), evaluation, export and chat."
+        "Coming in later stages of finch: synthetic data from the taxonomy (finch data generate), "
+        "fine-tuning (finch train), evaluation, and export."
     )

@@ -21,10 +21,10 @@ def serve(
     api_key: str = typer.Option(None, envvar="FINCH_API_KEY", help="Require 'Authorization: Bearer KEY' on /v1."),
     ctx: int = typer.Option(4096, help="Context length in tokens."),
     max_queue: int = typer.Option(32, help="Requests that may wait; more get HTTP 429."),
-    prompt_logprobs: bool = typer.Option(
+    logprobs: bool = typer.Option(
         False,
-        help="llama-cpp: keep logits for every prompt token, so /v1/completions can echo logprobs "
-        "(lm-eval scoring). Costs ctx × vocab × 4 bytes of memory.",
+        help="llama-cpp: keep logits for every token so requests may ask for logprobs (lm-eval scoring needs "
+        "this); costs ctx × vocab × 4 bytes of memory.",
     ),
 ) -> None:
     """Serve a model over an OpenAI-compatible API (/v1/models, /v1/chat/completions, /v1/completions, /health)."""
@@ -45,7 +45,7 @@ def serve(
     from finch.serve.app import create_app
 
     loaded = load_backend(
-        ref, settings.path("models_dir"), backend=backend, adapter=adapter, ctx=ctx, logits_all=prompt_logprobs
+        ref, settings.path("models_dir"), backend=backend, adapter=adapter, ctx=ctx, logits_all=logprobs
     )
     app = create_app(loaded, api_key=api_key, max_queue=max_queue)
     err.print(

@@ -46,13 +46,13 @@ class LlamaCppBackend:
                 model_path=str(gguf),
                 n_ctx=n_ctx,
                 n_threads=n_threads or os.cpu_count(),
-                logits_all=logits_all,  # needed for prompt logprobs (echo), costs memory: off unless asked
+                logits_all=logits_all,  # llama-cpp-python needs it for any logprobs; costs ctx × vocab floats
                 verbose=False,
             )
         except ValueError as e:
             raise FinchError(f"{gguf}: llama.cpp cannot load this GGUF ({e}).") from None
         self.model_name = gguf.stem
-        self.context_length = self.llm.n_ctx()
+        self.context_length = min(n_ctx, self.llm.n_ctx())  # llama.cpp may round its context up
         self.logits_all = logits_all
         self.prompt_format = prompt_format or self._format_from_metadata()
 
@@ -81,8 +81,8 @@ class LlamaCppBackend:
 
     def _run(self, ids: list[int], params: GenerationParams, stream: bool, echo: bool = False):
         self._check_fits(ids)
-        if (echo and params.logprobs is not None) and not self.logits_all:
-            raise UsageError("echo with logprobs needs prompt logits: start `finch serve` with --prompt-logprobs.")
+        if params.logprobs is not None and not self.logits_all:
+            raise UsageError("logprobs need the llama.cpp backend to keep all logits: start `finch serve --logprobs`.")
         self.llm.reset()
         return self.llm.create_completion(
             prompt=ids,

@@ -24,6 +24,7 @@ def load_backend(
     api_key: str | None = None,
     model_name: str | None = None,
     logits_all: bool = False,
+    dtype: str | None = None,
 ) -> Backend:
     from finch.models.prepare import ensure_builtin_gguf, prepare_model
     from finch.models.resolve import resolve_model
@@ -49,16 +50,16 @@ def load_backend(
     if backend == "auto":
         backend = "llama-cpp" if has_gguf and adapter is None else "transformers"
     if backend == "llama-cpp":
+        if adapter is not None:
+            raise UsageError("the llama-cpp backend cannot apply a PEFT adapter; use --backend transformers.")
         if not has_gguf:
             raise UsageError(
                 f"{ref}: the llama-cpp backend needs a GGUF model; this is an HF model (use transformers)."
             )
-        if adapter is not None:
-            raise UsageError("the llama-cpp backend cannot apply a PEFT adapter; use --backend transformers.")
         from finch.inference.llama_cpp_backend import LlamaCppBackend
 
         gguf = ensure_builtin_gguf(model.name, model.gguf) if model.kind == "builtin" else model.gguf
         return LlamaCppBackend(gguf, n_ctx=ctx, logits_all=logits_all)
     from finch.inference.transformers_backend import TransformersBackend
 
-    return TransformersBackend(prepare_model(model), adapter=adapter)
+    return TransformersBackend(prepare_model(model), adapter=adapter, dtype=dtype)
