@@ -24,5 +24,5 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/finch quickstart
 
 test: $(VENV)/.installed-dev
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/pytest

@@ -116,3 +116,20 @@ def test_gemma_turn_format_and_end_of_turn_eos(hf_and_llama):
     end_of_turn = tokenizer.convert_tokens_to_ids("<end_of_turn>")
     assert end_of_turn in model.generation_config.eos_token_id
     assert tokenizer.eos_token_id in model.generation_config.eos_token_id
+
+
+def test_llama_cpp_backend_feeds_the_ids_of_apply_chat_template(builtin, hf_and_llama, tmp_path):
+    from finch.inference import load_backend
+    from finch.inference.base import chat_prompt_ids
+
+    tokenizer, _, _ = hf_and_llama
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "How are you?"}]  # fmt: skip
+    expected = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
+    expected = list(expected["input_ids"] if hasattr(expected, "keys") else expected)
+    backend = load_backend(builtin["info"]["gguf"], tmp_path, ctx=512)
+    try:
+        assert backend.name == "llama-cpp"
+        assert chat_prompt_ids(backend.prompt_format, backend.tokenize, messages) == expected
+    finally:
+        backend.close()

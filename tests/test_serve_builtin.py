@@ -68,3 +68,21 @@ def test_prompt_longer_than_context_is_a_400(client):
         client.chat.completions.create(
             model="x", messages=[{"role": "user", "content": "word " * 3000}], max_tokens=4, stream=True
         )
+
+
+def test_a_client_that_disconnects_mid_stream_stops_its_generation(server):
+    import time
+
+    headers = {"Authorization": "Bearer sekret"}
+    body = {"messages": [{"role": "user", "content": "Tell me a long story."}], "max_tokens": 900, "stream": True,
+            "temperature": 1.0, "seed": 3}  # fmt: skip
+    with httpx.stream("POST", f"{server}/v1/chat/completions", json=body, headers=headers, timeout=60) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        next(line for line in lines if line.startswith("data:"))
+        assert httpx.get(f"{server}/health").json()["generating"] is True
+    # 900 tokens take minutes on 2 cores; a stopped generation frees the model within a few token steps.
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{server}/health").json()["generating"]:
+        assert time.monotonic() < deadline, "generation kept running after the client left"
+        time.sleep(0.2)

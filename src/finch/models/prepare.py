@@ -91,12 +91,12 @@ def convert_gguf_to_hf(gguf: Path, out_dir: Path, name: str, kind: str) -> None:
                 config = AutoConfig.from_pretrained(folder, gguf_file=filename)
             except (ValueError, KeyError) as e:
                 raise UsageError(f"{gguf}: transformers cannot read this GGUF ({e}).") from None
+            restore_from_gguf_metadata(config, gguf)
             stage("converting the tokenizer")
             tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
             stage("dequantising the weights")
             loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
             stage("writing bf16 safetensors")
-            config = loaded.config
             if hasattr(config, "quantization_config"):
                 del config.quantization_config
             config.dtype = torch.bfloat16
@@ -126,6 +126,34 @@ def convert_gguf_to_hf(gguf: Path, out_dir: Path, name: str, kind: str) -> None:
         os.replace(partial, out_dir)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+
+
+def restore_from_gguf_metadata(config, gguf: Path) -> None:
+    """Put back what transformers' GGUF config reader drops, so the HF model computes what llama.cpp computes."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(gguf)
+    arch = reader.fields["general.architecture"].contents()
+
+    def value(key: str):
+        field = reader.fields.get(f"{arch}.{key}")
+        return field.contents() if field is not None else None
+
+    if arch == "gemma3":
+        head_dim = value("attention.key_length")
+        if head_dim:  # llama.cpp scales queries by 1/sqrt(head_dim) (all sizes but 27B); transformers assumes 256
+            config.query_pre_attn_scalar = head_dim
+        pattern = value("attention.sliding_window_pattern")
+        if pattern:
+            config.layer_types = ["sliding_attention" if sliding else "full_attention" for sliding in pattern]
+        swa_base = value("rope.freq_base_swa")
+        if swa_base and isinstance(getattr(config, "rope_parameters", None), dict):
+            config.rope_parameters.setdefault("sliding_attention", {"rope_type": "default"})["rope_theta"] = swa_base
+    if any(t.name == "rope_freqs.weight" for t in reader.tensors):
+        raise UsageError(
+            f"{gguf}: uses Llama 3 style RoPE scaling (a rope_freqs tensor), which cannot be restored from a GGUF for "
+            "transformers; chat and serve it with llama.cpp, or pass the original HF model directory for training."
+        )
 
 
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "tokenizer*"]

@@ -57,24 +57,52 @@ class Generator:
         finally:
             self.lock.release()
 
-    async def stream(self, make: callable, request: Request) -> AsyncIterator[StreamChunk]:
-        """Yield chunks of a sync stream; the lock is held until it ends or the client goes away."""
+    async def open_stream(self, make) -> Stream:
+        """Start a sync chunk stream on the worker; its first chunk is read here, so a bad prompt fails as a 400."""
         await self.acquire()
-        loop = asyncio.get_running_loop()
-        chunks: Iterator[StreamChunk] | None = None
+        stream = Stream(self)
         try:
-            chunks = await loop.run_in_executor(self.worker, make)
-            while True:
-                chunk = await loop.run_in_executor(self.worker, next, chunks, None)
-                if chunk is None:
-                    return
-                yield chunk
+            stream.chunks = await asyncio.get_running_loop().run_in_executor(self.worker, make)
+            stream.first = await stream.next()
+        except BaseException:
+            stream.stop()
+            raise
+        return stream
+
+
+class Stream:
+    """One streaming generation holding the model; stop() is synchronous so it also works in a cancelled task."""
+
+    def __init__(self, generator: Generator):
+        self.generator = generator
+        self.chunks: Iterator[StreamChunk] | None = None
+        self.first: StreamChunk | None = None
+        self.stopped = False
+
+    async def next(self) -> StreamChunk | None:
+        return await asyncio.get_running_loop().run_in_executor(self.generator.worker, next, self.chunks, None)
+
+    def stop(self) -> None:
+        """Close the chunk stream after any step in flight (same one-thread queue), stopping the generation."""
+        if self.stopped:
+            return
+        self.stopped = True
+        if self.chunks is not None and hasattr(self.chunks, "close"):
+            self.generator.worker.submit(self.chunks.close)
+        self.generator.lock.release()
+
+    async def events(self, render, request: Request) -> AsyncIterator[str]:
+        """SSE lines: render(chunk) for each chunk, then [DONE]; a client that goes away stops the generation."""
+        try:
+            chunk = self.first
+            while chunk is not None:
+                yield render(chunk)
                 if await request.is_disconnected():
                     return
+                chunk = await self.next()
+            yield "data: [DONE]\n\n"
         finally:
-            if chunks is not None and hasattr(chunks, "close"):
-                await loop.run_in_executor(self.worker, chunks.close)  # stops the generation
-            self.lock.release()
+            self.stop()
 
 
 def _usage(completions: list[Completion]) -> dict:
@@ -126,7 +154,13 @@ def create_app(
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "model": model_id, "backend": backend.name, "queued": generator.waiting}
+        return {
+            "status": "ok",
+            "model": model_id,
+            "backend": backend.name,
+            "generating": generator.lock.locked(),
+            "queued": generator.waiting,
+        }
 
     @app.get("/v1/models")
     async def models():
@@ -143,28 +177,18 @@ def create_app(
         messages = [m.model_dump() for m in body.messages]
         rid, now = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if body.stream:
-            chunks = generator.stream(lambda: backend.stream_chat(messages, params), request)
-            first = await anext(chunks, None)  # errors (a prompt too long) surface here as a 400, before any event
+            stream = await generator.open_stream(lambda: backend.stream_chat(messages, params))
+            head = {"id": rid, "object": "chat.completion.chunk", "created": now, "model": model_id}
+            role = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+
+            def render(chunk: StreamChunk) -> str:
+                delta = {"content": chunk.text} if chunk.text else {}
+                return _sse({**head, "choices": [{"index": 0, "delta": delta, "finish_reason": chunk.finish_reason}]})
 
             async def events():
-                head = {"id": rid, "object": "chat.completion.chunk", "created": now, "model": model_id}
-                yield _sse(
-                    {
-                        **head,
-                        "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
-                    }
-                )
-                chunk = first
-                try:
-                    while chunk is not None:
-                        delta = {"content": chunk.text} if chunk.text else {}
-                        yield _sse(
-                            {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": chunk.finish_reason}]}
-                        )
-                        chunk = await anext(chunks, None)
-                    yield "data: [DONE]\n\n"
-                finally:
-                    await chunks.aclose()  # a client that went away stops its generation
+                yield _sse({**head, "choices": [role]})
+                async for line in stream.events(render, request):
+                    yield line
 
             return StreamingResponse(events(), media_type="text/event-stream")
         [completions] = await generator.run(backend.chat, [messages], params)
@@ -190,22 +214,15 @@ def create_app(
         if body.stream:
             if len(prompts) != 1:
                 raise UsageError("prompt: streaming takes a single prompt.")
-            chunks = generator.stream(lambda: backend.stream_complete(prompts[0], params), request)
-            first = await anext(chunks, None)
+            stream = await generator.open_stream(lambda: backend.stream_complete(prompts[0], params))
 
-            async def events():
-                chunk = first
-                try:
-                    while chunk is not None:
-                        yield _sse({"id": rid, "object": "text_completion", "created": now, "model": model_id,
-                                    "choices": [{"index": 0, "text": chunk.text, "logprobs": None,
-                                                 "finish_reason": chunk.finish_reason}]})  # fmt: skip
-                        chunk = await anext(chunks, None)
-                    yield "data: [DONE]\n\n"
-                finally:
-                    await chunks.aclose()
+            def render(chunk: StreamChunk) -> str:
+                choice = {"index": 0, "text": chunk.text, "logprobs": None, "finish_reason": chunk.finish_reason}
+                return _sse(
+                    {"id": rid, "object": "text_completion", "created": now, "model": model_id, "choices": [choice]}
+                )
 
-            return StreamingResponse(events(), media_type="text/event-stream")
+            return StreamingResponse(stream.events(render, request), media_type="text/event-stream")
         results = await generator.run(backend.complete, prompts, params, body.echo)
         choices, flat = [], []
         for completions_for_prompt in results:
