@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,28 +80,30 @@ class LlamaCppBackend:
                 f"the prompt has {len(ids)} tokens; the context holds {self.context_length}; raise --ctx or shorten it."
             )
 
-    def _run(self, ids: list[int], params: GenerationParams, stream: bool, echo: bool = False):
+    def _run(self, ids: list[int], params: GenerationParams, stream: bool, echo_text: str | None = None):
+        """echo_text: return the prompt too. llama-cpp-python can echo only a text prompt (it tokenizes it exactly as
+        self.tokenize(text, add_bos=True) does), so echo passes the text and everything else the ids."""
         self._check_fits(ids)
         if params.logprobs is not None and not self.logits_all:
             raise UsageError("logprobs need the llama.cpp backend to keep all logits: start `finch serve --logprobs`.")
         self.llm.reset()
         return self.llm.create_completion(
-            prompt=ids,
+            prompt=ids if echo_text is None else echo_text,
             max_tokens=min(params.max_tokens, self.context_length - len(ids)),
             temperature=params.temperature,
             top_p=params.top_p,
             stop=params.stop or None,
             seed=params.seed,
             logprobs=params.logprobs,
-            echo=echo,
+            echo=echo_text is not None,
             stream=stream,
         )
 
-    def _complete_ids(self, ids: list[int], params: GenerationParams, echo: bool = False) -> list[Completion]:
+    def _complete_ids(self, ids: list[int], params: GenerationParams, echo_text: str | None = None) -> list[Completion]:
         completions = []
         for i in range(params.n):
             seeded = params.model_copy(update={"seed": None if params.seed is None else params.seed + i})
-            result = self._run(ids, seeded, stream=False, echo=echo)
+            result = self._run(ids, seeded, stream=False, echo_text=echo_text)
             choice = result["choices"][0]
             completions.append(
                 Completion(
@@ -119,7 +122,7 @@ class LlamaCppBackend:
         ]
 
     def complete(self, prompts: list[str], params: GenerationParams, echo: bool = False) -> list[list[Completion]]:
-        return [self._complete_ids(self.tokenize(p, add_bos=True), params, echo=echo) for p in prompts]
+        return [self._complete_ids(self.tokenize(p, add_bos=True), params, p if echo else None) for p in prompts]
 
     def _stream_ids(self, ids: list[int], params: GenerationParams) -> Iterator[StreamChunk]:
         for part in self._run(ids, params.model_copy(update={"n": 1}), stream=True):
@@ -138,10 +141,15 @@ class LlamaCppBackend:
 
 
 def _logprobs(raw: dict | None) -> list[TokenLogprob] | None:
+    """llama-cpp-python's logprobs as plain floats; the first echoed prompt token has none (None, as OpenAI)."""
     if not raw:
         return None
     tops = raw.get("top_logprobs") or [None] * len(raw["tokens"])
     return [
-        TokenLogprob(token, logprob if logprob is not None else float("nan"), dict(top or {}))
+        TokenLogprob(token, _number(logprob), {k: float(v) for k, v in (top or {}).items()})
         for token, logprob, top in zip(raw["tokens"], raw["token_logprobs"], tops)
     ]
+
+
+def _number(value) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)

@@ -30,7 +30,7 @@ class GenerationParams(BaseModel):
 @dataclass
 class TokenLogprob:
     token: str
-    logprob: float
+    logprob: float | None  # None where the model gave none (the first token of an echoed prompt)
     top: dict[str, float] = field(default_factory=dict)
 
 
