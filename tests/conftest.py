@@ -21,14 +21,17 @@ def finch_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
-def run_finch(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_finch(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
     """Run the real CLI in a child process, as a user would."""
-    full_env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "COLUMNS": "200", **(env or {})}
+    full_env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "finch.cli.main", *args],
         capture_output=True,
         text=True,
         env=full_env,
+        cwd=cwd,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
+
+from tests.conftest import run_finch as run_cli
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parents[1] / "src"
@@ -18,16 +19,7 @@ INSTRUCTLAB = HERE / "instructlab"
 
 def run_finch(args: list[str], home: Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """`finch ARGS` as a user runs it: a new process, this checkout's sources, FINCH_HOME set."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FINCH_")}
-    env.update(PYTHONPATH=str(SRC), FINCH_HOME=str(home), COLUMNS="200", NO_COLOR="1")
-    return subprocess.run(
-        [sys.executable, "-m", "finch.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=120,
-    )
+    return run_cli(*args, env={"FINCH_HOME": str(home)}, cwd=cwd, timeout=120)
 
 
 def git(repo: Path, *args: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from finch.cli.common import human_bytes, print_json
+from finch.cli.common import human_bytes, key_value_table, print_json
 from finch.config import load_settings
 from finch.models.cache import cached_models, remove_cached_model
 from finch.models.info import model_info
@@ -29,9 +29,7 @@ def info(
     if as_json:
         print_json(info.to_dict())
         return
-    table = Table(show_header=False, box=None, padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
+    rows = []
     for key, value in info.to_dict().items():
         if value is None:
             continue
@@ -41,8 +39,8 @@ def info(
             key, value = "size", human_bytes(value)
         elif isinstance(value, list):
             value = ", ".join(value)
-        table.add_row(key, str(value))
-    out.print(table)
+        rows.append((key, str(value)))
+    out.print(key_value_table(rows))
 
 
 @model_app.command("list")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
-from finch.cli.common import print_json
+from finch.cli.common import key_value_table, print_json
 from finch.config import load_settings
 from finch.system import system_info
 from finch.ui import out
@@ -21,9 +20,6 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> N
     if as_json:
         print_json(info.to_dict())
         return
-    table = Table(show_header=False, box=None, padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
     flags = ", ".join(name for name, present in info.cpu_flags.items() if present) or "none detected"
     rows = [
         ("Python", info.python),
@@ -50,6 +46,4 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> N
         ("Profile: QLoRA", "possible" if p.qlora_possible else "not possible"),
         ("Profile: why", "; ".join(p.reasons)),
     ]
-    for key, value in rows:
-        table.add_row(key, value)
-    out.print(table)
+    out.print(key_value_table(rows))
