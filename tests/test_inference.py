@@ -113,19 +113,9 @@ def test_logprobs(backends, family, tmp_path):
 
 
 def test_adapter_applied_on_the_fly_changes_the_output(tiny_llama_dir, tmp_path):
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
+    from tests.tiny_models import write_tiny_lora
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
-    peft_model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj", "down_proj"]))
-    torch.manual_seed(0)
-    for name, param in peft_model.named_parameters():
-        if "lora_B" in name:
-            param.data.normal_(0, 0.5)  # a trained adapter is not the identity
-    run = tmp_path / "run"
-    peft_model.save_pretrained(run)
-    (run / "run.yaml").write_text(f"base_model: {tiny_llama_dir}\n")
+    run = write_tiny_lora(tiny_llama_dir, tmp_path / "run", targets=("q_proj", "v_proj", "down_proj"))
 
     models_dir = tmp_path / "models"
     base = load_backend(str(tiny_llama_dir), models_dir, dtype="float32")

@@ -242,3 +242,21 @@ def write_tiny_llama(out_dir: Path, seed: int = 0) -> Path:
     config = tiny_llama_config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
     model = random_model(config, seed)
     return save_tiny_model(model, tokenizer, Path(out_dir), end_of_turn="<|eot_id|>")
+
+
+def write_tiny_lora(base_dir: Path, run_dir: Path, seed: int = 0, targets=("q_proj", "k_proj", "v_proj", "down_proj")):
+    """A LoRA adapter on a tiny model with random, non-zero B (a trained adapter is not the identity), saved as a
+    finch run directory (run.yaml records the base)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base_dir)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=list(targets)))
+    generator = torch.Generator().manual_seed(seed)
+    for name, param in peft_model.named_parameters():
+        if "lora_B" in name:
+            param.data = torch.randn(param.shape, generator=generator) * 0.5
+    peft_model.save_pretrained(run_dir)
+    (run_dir / "run.yaml").write_text(f"base_model: {base_dir}\nmethod: lora\nseed: {seed}\n")
+    return run_dir

@@ -8,6 +8,7 @@ import typer
 
 from finch.cli.chat import chat
 from finch.cli.common import pending_command
+from finch.cli.export import export
 from finch.cli.model import model_app
 from finch.cli.quickstart import quickstart
 from finch.cli.serve import serve
@@ -45,7 +46,7 @@ app.add_typer(plan_app, name="plan")
 
 pending_command(app, "train", "training", "Fine-tune a model (LoRA, QLoRA, full, DPO).")
 pending_command(app, "evaluate", "evaluation", "Compare base and tuned models.")
-pending_command(app, "export", "export", "Export merged safetensors, GGUF or an Ollama Modelfile.")
+app.command("export")(export)
 app.command("serve")(serve)
 app.command("chat")(chat)
 app.command("quickstart")(quickstart)

@@ -401,7 +401,7 @@ def _gguf_tensors(hf_dir: Path, arch: str, config: dict) -> Iterator[tuple[str, 
                 gguf_name = names.get_name(name, try_suffixes=(".weight", ".bias"))
                 if gguf_name is None:
                     raise UsageError(f"{file.name}: tensor {hf_name} has no GGUF equivalent for {arch}.")
-                yield gguf_name, _to_llama_cpp_layout(arch, name, f.get_tensor(hf_name).float(), config)
+                yield gguf_name, to_llama_cpp_layout(arch, name, f.get_tensor(hf_name).float(), config)
     if arch == "llama" and rope_parameters(config)["rope_type"] == "llama3":
         yield gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FREQS] + ".weight", llama3_rope_factors(config)
 
@@ -418,7 +418,7 @@ def _language_model_name(name: str) -> str | None:
     return name
 
 
-def _to_llama_cpp_layout(arch: str, name: str, tensor, config: dict):
+def to_llama_cpp_layout(arch: str, name: str, tensor, config: dict):
     if arch == "gemma3" and name.endswith("norm.weight"):
         return tensor + 1.0  # Gemma's RMSNorm computes x * (1 + w); llama.cpp's computes x * w
     if arch == "llama" and name.endswith(("self_attn.q_proj.weight", "self_attn.k_proj.weight")):

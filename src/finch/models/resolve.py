@@ -69,8 +69,10 @@ def _adapter_base(run_dir: Path) -> str:
     return str(base)
 
 
-def resolve_model(ref: str, models_dir: Path) -> ResolvedModel:
-    """Work out what a reference names, without converting or downloading anything."""
+def resolve_model(ref: str, models_dir: Path, base: str | None = None) -> ResolvedModel:
+    """Work out what a reference names, without converting or downloading anything.
+
+    `base` names an adapter's base model when the adapter does not record it (or to override what it records)."""
     ref = ref.strip()
     if not ref:
         raise UsageError("empty model reference; use a built-in name (gemma-3-270m), a path or owner/name.")
@@ -87,8 +89,8 @@ def resolve_model(ref: str, models_dir: Path) -> ResolvedModel:
                 raise UsageError(f"{ref}: a model file must be a .gguf; for HF weights pass their directory.")
             return ResolvedModel(ref, "gguf", path.stem, _converted_dir(path, models_dir), gguf=path)
         if (path / "adapter_config.json").is_file():
-            base = resolve_model(_adapter_base(path), models_dir)
-            return ResolvedModel(ref, "adapter", path.name, base.path, adapter=path, base=base)
+            base_model = resolve_model(base or _adapter_base(path), models_dir)
+            return ResolvedModel(ref, "adapter", path.name, base_model.path, adapter=path, base=base_model)
         if _is_hf_dir(path):
             return ResolvedModel(ref, "hf", path.name, path)
         ggufs = sorted(path.glob("*.gguf"))
