@@ -76,3 +76,14 @@ def tiny_llama_gguf(tiny_llama_dir, tmp_path_factory) -> Path:
     from finch.export import write_gguf
 
     return write_gguf(tiny_llama_dir, tmp_path_factory.mktemp("tiny-llama-gguf") / "tiny-llama-f16.gguf")
+
+
+@pytest.fixture(scope="session")
+def builtin_home(tmp_path_factory) -> dict:
+    """A FINCH_HOME where `finch model info` ran twice offline: the first call prepared the built-in model (once per
+    test session, ~1.5 min), the second reused it. Slow tests share its models folder."""
+    home = tmp_path_factory.mktemp("builtin-home")
+    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "FINCH_HOME": str(home)}
+    first = run_finch("model", "info", "gemma-3-270m", "--json", env=env)
+    second = run_finch("model", "info", "default", "--json", env=env)
+    return {"home": home, "env": env, "first": first, "second": second, "models_dir": home / "cache" / "models"}

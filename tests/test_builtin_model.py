@@ -22,19 +22,14 @@ OTHER_TEXTS = [
     "Hello, world!  Two spaces, a tab\tand ünïcödé — plus 12345 numbers.",
     "def f(x):\n    return x ** 2  # code, too",
 ]
-OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
 @pytest.fixture(scope="module")
-def builtin(tmp_path_factory):
+def builtin(builtin_home):
     """`finch model info` twice in a fresh FINCH_HOME: the first call prepares the model, the second reuses it."""
-    home = tmp_path_factory.mktemp("finch-home")
-    env = {**OFFLINE, "FINCH_HOME": str(home)}
-    first = run_finch("model", "info", "gemma-3-270m", "--json", env=env)
-    assert first.returncode == 0, first.stderr
-    second = run_finch("model", "info", "default", "--json", env=env)
-    assert second.returncode == 0, second.stderr
-    return {"home": home, "env": env, "first": first, "second": second, "info": json.loads(second.stdout)}
+    for call in ("first", "second"):
+        assert builtin_home[call].returncode == 0, builtin_home[call].stderr
+    return {**builtin_home, "info": json.loads(builtin_home["second"].stdout)}
 
 
 def test_model_info_prepares_once_offline(builtin):

@@ -14,6 +14,9 @@ LLAMA_CPP_QUANTS = {"q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "q4_k_m": "LLAMA_FTYPE_MO
 def quantize_gguf(source: Path, target: Path, quant: str) -> Path:
     import llama_cpp
 
+    from finch.inference.llama_cpp_backend import quiet_llama_logs
+
+    quiet_llama_logs()
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, LLAMA_CPP_QUANTS[quant])
     params.nthread = os.cpu_count() or 1

@@ -14,16 +14,19 @@ from finch.inference.params import Completion, GenerationParams, TokenLogprob
 GGML_LOG_LEVEL_ERROR = 4  # ggml.h: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5
 
 
-def _quiet_llama_logs() -> None:
+def quiet_llama_logs() -> None:
     """llama.cpp prints info lines to stderr even with verbose=False; keep only its errors."""
     import llama_cpp
+
+    if hasattr(quiet_llama_logs, "callback"):
+        return
 
     @llama_cpp.llama_log_callback
     def log(level, text, user_data):
         if level == GGML_LOG_LEVEL_ERROR:
             os.write(2, text)
 
-    _quiet_llama_logs.callback = log  # keep a reference: llama.cpp holds only the C pointer
+    quiet_llama_logs.callback = log  # keep a reference: llama.cpp holds only the C pointer
     llama_cpp.llama_log_set(log, None)
 
 
@@ -40,8 +43,7 @@ class LlamaCppBackend:
     ):
         from llama_cpp import Llama
 
-        if not hasattr(_quiet_llama_logs, "callback"):
-            _quiet_llama_logs()
+        quiet_llama_logs()
         try:
             self.llm = Llama(
                 model_path=str(gguf),
