@@ -8,6 +8,7 @@ import typer
 
 from finch.cli.chat import chat
 from finch.cli.common import pending_command
+from finch.cli.evaluate import evaluate
 from finch.cli.export import export
 from finch.cli.model import model_app
 from finch.cli.quickstart import quickstart
@@ -45,7 +46,7 @@ pending_command(plan_app, "train", "planning", "Estimate memory and time of a tr
 app.add_typer(plan_app, name="plan")
 
 pending_command(app, "train", "training", "Fine-tune a model (LoRA, QLoRA, full, DPO).")
-pending_command(app, "evaluate", "evaluation", "Compare base and tuned models.")
+app.command("evaluate")(evaluate)
 app.command("export")(export)
 app.command("serve")(serve)
 app.command("chat")(chat)

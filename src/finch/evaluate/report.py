@@ -1,0 +1,74 @@
+"""report.json, report.md and PNG plots for one benchmark, several models."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from finch.fileio import atomic_write_json, atomic_write_text
+
+
+def mean_ci(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its normal-approximation 95% confidence interval."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, 0.0
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, 1.96 * math.sqrt(var / n)
+
+
+def write_report(
+    output: Path,
+    benchmark: str,
+    results: dict[str, dict[str, float]],
+    notes: list[str],
+    per_sample: dict[str, dict[str, list[float]]] | None = None,
+    extra: dict | None = None,
+) -> list[Path]:
+    output.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(
+        output / "report.json", {"benchmark": benchmark, "results": results, "notes": notes, **(extra or {})}
+    )
+    metrics = sorted({metric for scores in results.values() for metric in scores})
+    lines = [f"# finch evaluation: {benchmark}", "", "| model | " + " | ".join(metrics) + " |",
+             "|---|" + "---|" * len(metrics)]  # fmt: skip
+    for label, scores in results.items():
+        lines.append(f"| {label} | " + " | ".join(_fmt(scores.get(m)) for m in metrics) + " |")
+    lines += ["", *[f"- {note}" for note in notes]]
+    atomic_write_text(output / "report.md", "\n".join(lines) + "\n")
+    written = [output / "report.json", output / "report.md", _plot(output / f"{benchmark}.png", benchmark, results,
+                                                                   per_sample)]  # fmt: skip
+    return written
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _plot(path: Path, benchmark: str, results: dict[str, dict[str, float]], per_sample) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = sorted({m for scores in results.values() for m in scores if isinstance(scores[m], float)})
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.4), squeeze=False)
+    labels = list(results)
+    for ax, metric in zip(axes[0], metrics):
+        means, errors = [], []
+        for label in labels:
+            samples = (per_sample or {}).get(label, {}).get(metric)
+            mean, half = mean_ci(samples) if samples else (results[label].get(metric, float("nan")), 0.0)
+            means.append(mean)
+            errors.append(half)
+        ax.bar(labels, means, yerr=errors, capsize=4, color=["#9aa5b1", "#2f7d32", "#1565c0", "#ef6c00"][: len(labels)])
+        ax.set_title(metric)
+        ax.tick_params(axis="x", rotation=20)
+    fig.suptitle(f"finch evaluate: {benchmark}" + (" (bars: mean ± 95% CI)" if per_sample else ""))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
