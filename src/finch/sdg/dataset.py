@@ -185,6 +185,7 @@ def write_outputs(
     atomic_write_text(out / "recipe.yaml", yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True))
     report = {
         **meta,
+        "output": str(out),
         "scale": options.scale,
         "seed": options.seed,
         "seconds": round(seconds, 1),
