@@ -37,7 +37,7 @@ class RichProgress:
         self.task = None
 
     def start(self, leaf: str, stage: str, total: int, done: int) -> None:
-        self.progress.start()
+        self.progress.start()  # once: later calls do nothing; the caller stops it when the run ends
         self.task = self.progress.add_task(f"{leaf}: {stage}", total=total, completed=done, kept=0, rejected=0)
 
     def advance(self, kept: int, rejected: int) -> None:
@@ -45,7 +45,7 @@ class RichProgress:
         self.progress.update(self.task, advance=1, kept=fields["kept"] + kept, rejected=fields["rejected"] + rejected)
 
     def finish(self) -> None:
-        self.progress.stop()
+        pass
 
 
 def _slug(text: str) -> str:
@@ -142,9 +142,11 @@ def run_generate(
         output=output, scale=scale, seed=seed, workers=workers, chunk_tokens=chunk_tokens,
         replay=replay, replay_ratio=replay_ratio,
     )  # fmt: skip
+    progress = RichProgress()
     try:
-        return generate_dataset(selected, backend, chosen, options, count_tokens, RichProgress())
+        return generate_dataset(selected, backend, chosen, options, count_tokens, progress)
     finally:
+        progress.progress.stop()
         backend.close()
 
 

@@ -77,9 +77,10 @@ def generate_dataset(
     _check_options(
         options.output,
         {"pipeline": pipeline.name, "teacher": teacher, "scale": options.scale, "seed": options.seed,
-         "chunk_tokens": options.chunk_tokens, "chunk_overlap": options.chunk_overlap},
+         "chunk_tokens": options.chunk_tokens, "chunk_overlap": options.chunk_overlap,
+         "limit_per_leaf": options.limit_per_leaf},
     )  # fmt: skip
-    plans = [plan_leaf(r, options.scale, count_tokens, options.chunk_tokens, options.chunk_overlap) for r in leaves]
+    plans = [plan_leaf(r, options, count_tokens) for r in leaves]
     started = time.monotonic()
     results: dict[str, dict] = {}
     failure: FinchError | None = None

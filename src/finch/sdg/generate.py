@@ -41,6 +41,7 @@ class GenerateOptions:
     chunk_overlap: int = 48
     replay: Path | None = None
     replay_ratio: float = 0.0
+    limit_per_leaf: int | None = None  # cap on samples generated per leaf (the quickstart keeps runs short)
 
 
 @dataclass
@@ -85,7 +86,7 @@ def leaf_slug(name: str) -> str:
     return name.replace("->", ".").replace("/", "_").replace(" ", "_")
 
 
-def plan_leaf(result: LeafResult, scale: int, count_tokens: CountTokens, chunk_tokens: int, overlap: int) -> LeafPlan:
+def plan_leaf(result: LeafResult, options: GenerateOptions, count_tokens: CountTokens) -> LeafPlan:
     leaf = result.leaf
     text = result.path.read_text(encoding="utf-8", errors="replace")
     digest = hashlib.sha256(text.encode())
@@ -98,7 +99,7 @@ def plan_leaf(result: LeafResult, scale: int, count_tokens: CountTokens, chunk_t
         texts = [d.text for d in result.documents] or [e.context for e in leaf.seed_examples]
         for t in texts:
             digest.update(t.encode())
-        chunks = [c for t in texts for c in chunk_text(t, count_tokens, chunk_tokens, overlap)]
+        chunks = [c for t in texts for c in chunk_text(t, count_tokens, options.chunk_tokens, options.chunk_overlap)]
         sources = [{"id": f"chunk{i}", "chunk": c} for i, c in enumerate(chunks)]
         kind, flavour, task = "knowledge", "knowledge", leaf.document_outline
     elif isinstance(leaf, Skill):
@@ -116,7 +117,7 @@ def plan_leaf(result: LeafResult, scale: int, count_tokens: CountTokens, chunk_t
         task=task.strip(),
         examples=examples,
         sources=sources,
-        target=scale * len(examples),
+        target=min(options.scale * len(examples), options.limit_per_leaf or math.inf),
         fingerprint=digest.hexdigest()[:16],
     )
 
@@ -143,10 +144,10 @@ def block_calls(
 ) -> list[Call]:
     """The teacher calls a block makes on its input items; ids are stable across reruns."""
     prompt = load_prompt(pipeline, block.prompt)
-    temperature, max_tokens = block.sampling()
     calls = []
 
-    def params(call_id: str) -> GenerationParams:
+    def params(call_id: str, count: int = 1) -> GenerationParams:
+        temperature, max_tokens = block.sampling(count)
         return GenerationParams(
             temperature=temperature, max_tokens=max_tokens, seed=_seed(seed, plan.slug, block.name, call_id)
         )
@@ -161,7 +162,7 @@ def block_calls(
             rng = random.Random(_seed(seed, plan.slug, block.name, call_id, "examples"))
             values = {"task": plan.task, "outline": plan.task, "count": count, "item": source}
             messages = prompt.messages(examples=_examples(plan, block, rng), **values)
-            calls.append(Call(call_id, messages, params(call_id), item=source, count=count))
+            calls.append(Call(call_id, messages, params(call_id, count), item=source, count=count))
         return calls
     for item in items:
         rng = random.Random(_seed(seed, plan.slug, block.name, item["id"], "examples"))

@@ -45,9 +45,11 @@ class Block(BaseModel):
             raise ValueError(f"a {self.type} block needs '{needs[self.type][0]}'")
         return self
 
-    def sampling(self) -> tuple[float, int]:
-        """(temperature, max_tokens): judges are greedy and short, generators sample."""
-        defaults = {"expand": (0.8, 1024), "generate": (0.7, 384), "judge": (0.0, 48), "mcq": (0.5, 320)}
+    def sampling(self, count: int = 1) -> tuple[float, int]:
+        """(temperature, max_tokens) for a call asking for `count` items: judges are greedy and short, generators
+        sample; an expand call gets room for its items and no more, so a rambling teacher stops early."""
+        defaults = {"expand": (0.8, min(1536, 200 * count)), "generate": (0.7, 384), "judge": (0.0, 48),
+                    "mcq": (0.5, 320)}  # fmt: skip
         temperature, max_tokens = defaults[self.type]
         return (
             self.temperature if self.temperature is not None else temperature,
