@@ -173,8 +173,8 @@ def print_summary(report: dict) -> None:
     empty = [leaf["leaf"] for leaf in report["leaves"] if leaf["status"] == "complete" and leaf["train"] == 0]
     if empty:
         out.print(
-            f"[yellow]no sample passed for {', '.join(empty)}[/]: see the rejections above; a stronger teacher "
-            "(--teacher URL) or --pipeline simple helps."
+            f"[yellow]no sample passed for {', '.join(empty)}[/]: see the rejections above (the teacher's rejected "
+            "answers are in the .work journals); a stronger teacher (--teacher URL) or a larger --scale helps."
         )
 
 

@@ -29,6 +29,7 @@ from finch.sdg.pipeline import Block, Pipeline, load_prompt
 from finch.taxonomy import Knowledge, LeafResult, Skill
 
 WORK = ".work"
+RAW_KEPT = 2000  # characters of a rejected answer kept in the journal
 
 
 @dataclass
@@ -213,6 +214,8 @@ def apply_block(block: Block, call: Call, text: str, finish_reason: str) -> dict
         kept.append(call.item)  # the benchmark question is a side output: the chunk goes on to the next block
     record["items"] = kept
     record["rejected"] = rejected
+    if rejected:
+        record["raw"] = text[:RAW_KEPT]  # why something was dropped stays visible, not just a count
     return record
 
 
