@@ -102,6 +102,10 @@ def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teac
     recipe = yaml.safe_load((out / "recipe.yaml").read_text())
     assert [p["name"] for p in recipe["phases"]] == ["knowledge", "skills"]
     assert json.loads((out / "report.json").read_text()) == report
+    # a rejected answer is kept in the journal, so an empty leaf can be explained
+    records = [r for records in journals(out).values() for r in records]
+    assert all(("raw" in r) == bool(r["rejected"]) for r in records)
+    assert any(r.get("raw") == "Looks fine to me!" for r in records)
 
 
 def test_simple_pipeline_is_one_step_without_judges(teacher, tmp_path):
