@@ -1,7 +1,8 @@
-"""kill -9 in the middle of a generation, rerun: nothing lost, nothing duplicated, the same dataset."""
+"""kill -9 or Ctrl-C in the middle of a generation, rerun: nothing lost, nothing duplicated, the same dataset."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -70,3 +71,37 @@ def _mid_block(out, at_least: int) -> bool:
         return False
     under_way = [n for n, r in found.items() if r and not (out / n).with_suffix(".done").exists()]
     return sum(len(r) for r in found.values()) >= at_least and bool(under_way)
+
+
+def test_ctrl_c_writes_the_finished_leaves_and_the_report(tmp_path):
+    teacher = start_teacher(delay=0.05)
+    out = tmp_path / "interrupted"
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "tests.sdg.helpers", teacher.url, str(out), "2"],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            while child.poll() is None and not _second_leaf(out):
+                time.sleep(0.01)
+            child.send_signal(signal.SIGINT)
+            _, stderr = child.communicate(timeout=60)
+        finally:
+            if child.poll() is None:
+                child.kill()
+    finally:
+        teacher.shutdown()
+    assert child.returncode != 0 and "KeyboardInterrupt" in stderr
+    report = json.loads((out / "report.json").read_text())
+    assert not report["complete"]
+    statuses = [leaf["status"] for leaf in report["leaves"]]
+    assert statuses[0] == "complete" and "not finished" in statuses
+    assert len(rows(out / "train.jsonl")) == report["leaves"][0]["train"] > 0
+
+
+def _second_leaf(out) -> bool:
+    """The first leaf is written and the second has started."""
+    return len(list(out.glob(".work/*/00-*.jsonl"))) >= 2

@@ -83,14 +83,16 @@ def generate_dataset(
     plans = [plan_leaf(r, options, count_tokens) for r in leaves]
     started = time.monotonic()
     results: dict[str, dict] = {}
-    failure: FinchError | None = None
+    failure: BaseException | None = None
     for plan in plans:
         try:
             results[plan.slug] = run_leaf(backend, pipeline, plan, options, progress)
-        except FinchError as e:
+        except (FinchError, KeyboardInterrupt) as e:
             failure = e
             break
     report = write_outputs(plans, results, pipeline, teacher, options, time.monotonic() - started)
+    if isinstance(failure, KeyboardInterrupt):
+        raise failure  # the finished leaves are written and reported; the journals hold the rest
     if failure is not None:
         done = sum(leaf["status"] == "complete" for leaf in report["leaves"])
         raise FinchError(
