@@ -57,6 +57,11 @@ def test_model_list_and_quickstart_reuse_the_cache(builtin):
     assert "Gemma3ForCausalLM" in result.stdout and "268M parameters" in result.stdout
     assert "checked 3 leaves: all valid" in result.stdout
     assert "gemma-3-270m (llama-cpp):" in result.stdout
+    # the data stage reports per-leaf, per-stage counts, however few samples the small teacher gets through
+    assert "5. synthetic data" in result.stdout and "dedup" in result.stdout
+    report = json.loads((builtin["home"] / "datasets" / "quickstart-gemma-3-270m" / "report.json").read_text())
+    assert report["complete"] and [leaf["status"] for leaf in report["leaves"]] == ["complete"] * 3
+    assert report["test"] == 33
 
 
 @pytest.fixture(scope="module")

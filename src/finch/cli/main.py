@@ -8,6 +8,7 @@ import typer
 
 from finch.cli.chat import chat
 from finch.cli.common import pending_command
+from finch.cli.data import data_app
 from finch.cli.evaluate import evaluate
 from finch.cli.export import export
 from finch.cli.model import model_app
@@ -32,13 +33,6 @@ app.add_typer(model_app, name="model")
 
 app.add_typer(taxonomy_app, name="taxonomy")
 
-data_app = typer.Typer(help="Generate, list and inspect synthetic training data.", no_args_is_help=True)
-for name, help in [
-    ("generate", "Synthetic data from the taxonomy with a teacher model."),
-    ("list", "Generated datasets."),
-    ("show", "Stats and samples of one dataset."),
-]:
-    pending_command(data_app, name, "synthetic data generation", help)
 app.add_typer(data_app, name="data")
 
 plan_app = typer.Typer(help="Plan a run for this hardware: memory, time and settings.", no_args_is_help=True)

@@ -14,7 +14,8 @@ QUESTION = "What does a weather station measure?"
 def quickstart(
     model: str = typer.Option(None, help="Model to use (default: the configured model, gemma-3-270m)."),
 ) -> None:
-    """Set up the workspace, check the sample taxonomy, prepare the model and get one answer from it."""
+    """Set up the workspace, check the sample taxonomy, prepare the model, get one answer from it and generate a
+    little synthetic data."""
     from finch.inference import GenerationParams, load_backend
     from finch.models.info import model_info
     from finch.models.prepare import prepare_model
@@ -60,8 +61,37 @@ def quickstart(
         "Try `finch chat` to talk to it, `finch serve` for an OpenAI-compatible API."
     )
 
-    out.rule("[bold]next")
+    out.rule("[bold]5. synthetic data")
+    dataset = quickstart_data(settings, report.leaves, ref)
     out.print(
-        "Coming in later stages of finch: synthetic data from the taxonomy (finch data generate), "
-        "fine-tuning (finch train), evaluation, and export."
+        f"A small taste of `finch data generate` ({SAMPLES_PER_LEAF} samples asked per leaf, simple pipeline). "
+        f"{settings.config.teacher} is a weak teacher, so few samples pass; a stronger one (--teacher URL) and the "
+        f"full pipeline make real training data. See the samples: `finch data show {dataset}`."
     )
+
+    out.rule("[bold]next")
+    out.print("Coming in later stages of finch: fine-tuning (finch train), evaluation, and export.")
+
+
+SAMPLES_PER_LEAF = 2  # keeps the stage to a couple of minutes on 2 cores with the built-in teacher
+
+
+def quickstart_data(settings, leaves, student: str):
+    """Generate a few samples per leaf with the configured teacher; prints the per-leaf, per-stage counts."""
+    from finch.cli.data import RichProgress, print_summary, student_token_counter
+    from finch.inference import load_backend
+    from finch.sdg import GenerateOptions, generate_dataset, load_pipeline
+
+    teacher = settings.config.teacher
+    output = settings.path("datasets_dir") / f"quickstart-{teacher.replace('/', '_').replace(':', '_')}"
+    options = GenerateOptions(output=output, scale=1, limit_per_leaf=SAMPLES_PER_LEAF)
+    count_tokens = student_token_counter(student, settings.path("models_dir"))
+    backend = load_backend(teacher, settings.path("models_dir"), ctx=4096)
+    progress = RichProgress()
+    try:
+        report = generate_dataset(leaves, backend, load_pipeline("simple"), options, count_tokens, progress)
+    finally:
+        progress.progress.stop()
+        backend.close()
+    print_summary(report)
+    return output

@@ -1,0 +1,344 @@
+"""Run a pipeline over taxonomy leaves, one leaf and one block at a time, and never lose finished work.
+
+Every block keeps a JSONL journal in `<output>/.work/<leaf>/`: one fsync'd record per teacher call, written the
+moment the call returns. A rerun reads the journals and sends only the calls that have no record yet, so a kill
+loses at most the calls in flight and repeats none that finished. A block's `.done` marker says its journal is
+complete; a leaf's `leaf.done` says its rows are in `leaves/`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import shutil
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from finch.errors import UsageError
+from finch.fileio import JsonlAppender, atomic_write_json, read_jsonl
+from finch.inference import GenerationParams
+from finch.sdg import parse
+from finch.sdg.chunking import CountTokens, chunk_text
+from finch.sdg.dedup import NearDuplicates
+from finch.sdg.pipeline import Block, Pipeline, load_prompt
+from finch.taxonomy import Knowledge, LeafResult, Skill
+
+WORK = ".work"
+RAW_KEPT = 2000  # characters of a rejected answer kept in the journal
+
+
+@dataclass
+class GenerateOptions:
+    output: Path
+    scale: int = 2  # samples to generate per seed example
+    seed: int = 42
+    workers: int = 8  # concurrent teacher calls (HTTP teachers; in-process ones take one at a time)
+    chunk_tokens: int = 400
+    chunk_overlap: int = 48
+    replay: Path | None = None
+    replay_ratio: float = 0.0
+    limit_per_leaf: int | None = None  # cap on samples generated per leaf (the quickstart keeps runs short)
+
+
+@dataclass
+class LeafPlan:
+    """What a pipeline needs to know about one leaf."""
+
+    name: str
+    slug: str
+    kind: str  # knowledge | skill
+    flavour: str  # knowledge | skills_freeform | skills_grounded
+    task: str
+    examples: list[dict[str, str]]  # seed examples: question, answer (, context)
+    sources: list[dict[str, Any]]  # the items the first block starts from: chunks, or one empty item
+    target: int  # samples to generate: scale × seed examples
+    fingerprint: str
+
+    @property
+    def phase(self) -> str:
+        return "knowledge" if self.kind == "knowledge" else "skills"
+
+
+class Progress(Protocol):
+    def start(self, leaf: str, stage: str, total: int, done: int) -> None: ...
+
+    def advance(self, kept: int, rejected: int) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+class NoProgress:
+    def start(self, leaf: str, stage: str, total: int, done: int) -> None:
+        pass
+
+    def advance(self, kept: int, rejected: int) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+def leaf_slug(name: str) -> str:
+    return name.replace("->", ".").replace("/", "_").replace(" ", "_")
+
+
+def plan_leaf(result: LeafResult, options: GenerateOptions, count_tokens: CountTokens) -> LeafPlan:
+    leaf = result.leaf
+    text = result.path.read_text(encoding="utf-8", errors="replace")
+    digest = hashlib.sha256(text.encode())
+    if isinstance(leaf, Knowledge):
+        examples = [
+            {"question": qa.question, "answer": qa.answer, "context": e.context}
+            for e in leaf.seed_examples
+            for qa in e.questions_and_answers
+        ]
+        texts = [d.text for d in result.documents] or [e.context for e in leaf.seed_examples]
+        for t in texts:
+            digest.update(t.encode())
+        chunks = [c for t in texts for c in chunk_text(t, count_tokens, options.chunk_tokens, options.chunk_overlap)]
+        sources = [{"id": f"chunk{i}", "chunk": c} for i, c in enumerate(chunks)]
+        kind, flavour, task = "knowledge", "knowledge", leaf.document_outline
+    elif isinstance(leaf, Skill):
+        examples = [e.model_dump(exclude_none=True) for e in leaf.seed_examples]
+        sources = [{"id": "seed"}]
+        kind, task = "skill", leaf.task_description
+        flavour = "skills_grounded" if leaf.grounded else "skills_freeform"
+    else:
+        raise UsageError(f"{result.path}: not a valid leaf; run `finch taxonomy check`.")
+    return LeafPlan(
+        name=result.name,
+        slug=leaf_slug(result.name),
+        kind=kind,
+        flavour=flavour,
+        task=task.strip(),
+        examples=examples,
+        sources=sources,
+        target=min(options.scale * len(examples), options.limit_per_leaf or math.inf),
+        fingerprint=digest.hexdigest()[:16],
+    )
+
+
+@dataclass
+class Call:
+    id: str
+    messages: list[dict[str, str]]
+    params: GenerationParams
+    item: dict[str, Any] = field(default_factory=dict)  # the input item (expand: its source)
+    count: int = 1  # expand: items asked for
+
+
+def _seed(*parts: Any) -> int:
+    return int.from_bytes(hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()[:4], "little") >> 1
+
+
+def _examples(plan: LeafPlan, block: Block, rng: random.Random) -> list[dict[str, str]]:
+    return rng.sample(plan.examples, min(block.examples, len(plan.examples)))
+
+
+def block_calls(
+    pipeline: Pipeline, block: Block, plan: LeafPlan, items: list[dict], seed: int, index: int
+) -> list[Call]:
+    """The teacher calls a block makes on its input items; ids are stable across reruns."""
+    prompt = load_prompt(pipeline, block.prompt)
+    calls = []
+
+    def params(call_id: str, count: int = 1) -> GenerationParams:
+        temperature, max_tokens = block.sampling(count)
+        return GenerationParams(
+            temperature=temperature, max_tokens=max_tokens, seed=_seed(seed, plan.slug, block.name, call_id)
+        )
+
+    if block.type == "expand":
+        if not items:
+            return []
+        for j in range(math.ceil(plan.target / block.per_call)):
+            call_id = f"{index}.{j}"
+            source = items[j % len(items)]
+            count = min(block.per_call, plan.target - j * block.per_call)
+            rng = random.Random(_seed(seed, plan.slug, block.name, call_id, "examples"))
+            values = {"task": plan.task, "outline": plan.task, "count": count, "item": source}
+            messages = prompt.messages(examples=_examples(plan, block, rng), **values)
+            calls.append(Call(call_id, messages, params(call_id, count), item=source, count=count))
+        return calls
+    for item in items:
+        rng = random.Random(_seed(seed, plan.slug, block.name, item["id"], "examples"))
+        values = {"task": plan.task, "outline": plan.task, "item": item}
+        messages = prompt.messages(examples=_examples(plan, block, rng), **values)
+        calls.append(Call(item["id"], messages, params(item["id"]), item=item))
+    return calls
+
+
+def apply_block(block: Block, call: Call, text: str, finish_reason: str) -> dict[str, Any]:
+    """Turn one teacher answer into a journal record: the items kept, the rejections by reason."""
+    rejected: dict[str, int] = {}
+    kept: list[dict] = []
+    record: dict[str, Any] = {"call": call.id, "generated": call.count}
+    if block.type == "expand":
+        base = {k: v for k, v in call.item.items() if k not in ("id", "scores")}
+        if len(block.fields) == 1:
+            found = [{block.fields[0]: value} for value in parse.numbered_items(text)]
+        else:
+            found, _ = parse.labelled_records(text, block.fields)
+        for k, values in enumerate(found[: call.count]):
+            kept.append({**base, **values, "id": f"{call.id}.{k}", "scores": {}})
+        if len(kept) < call.count:
+            rejected["parse_error"] = call.count - len(kept)
+    elif block.type == "generate":
+        value = text.strip()
+        if finish_reason == "length":
+            rejected["truncated"] = 1
+        elif not value:
+            rejected["empty"] = 1
+        else:
+            kept.append({**call.item, block.field: value})
+    elif block.type == "judge":
+        score = parse.rating(text)
+        if score is None:
+            rejected["unparseable_rating"] = 1
+        elif score < block.threshold:
+            rejected["low_rating"] = 1
+        else:
+            kept.append({**call.item, "scores": {**call.item.get("scores", {}), block.name: score}})
+    elif block.type == "mcq":
+        question = parse.multiple_choice(text)
+        if question is None:
+            rejected["parse_error"] = 1
+        else:
+            record["mcq"] = {**question, "context": call.item.get("chunk", "")}
+        record["kept"] = 0 if question is None else 1
+        kept.append(call.item)  # the benchmark question is a side output: the chunk goes on to the next block
+    record["items"] = kept
+    record["rejected"] = rejected
+    if rejected:
+        record["raw"] = text[:RAW_KEPT]  # why something was dropped stays visible, not just a count
+    return record
+
+
+def run_calls(backend, calls: list[Call], block: Block, journal: Path, workers: int, progress: Progress) -> None:
+    """Send the calls with no record in the journal yet, `workers` at a time, appending each record as it lands."""
+    done = {r["call"] for r in read_jsonl(journal)}
+    todo = [c for c in calls if c.id not in done]
+    with JsonlAppender(journal) as out:
+        if not todo:
+            return
+        pool = ThreadPoolExecutor(max_workers=workers)
+        try:
+            pending = set()
+            queue = iter(todo)
+
+            def submit() -> bool:
+                call = next(queue, None)
+                if call is None:
+                    return False
+                pending.add(pool.submit(_one, backend, block, call))
+                return True
+
+            for _ in range(workers):
+                if not submit():
+                    break
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    pending.discard(future)
+                    record = future.result()  # a teacher failure raises here: the records so far are on disk
+                    out.append(record)
+                    progress.advance(len(record["items"]), sum(record["rejected"].values()))
+                    submit()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _one(backend, block: Block, call: Call) -> dict[str, Any]:
+    started = time.monotonic()
+    [[completion]] = backend.chat([call.messages], call.params)
+    record = apply_block(block, call, completion.text, completion.finish_reason)
+    record["seconds"] = round(time.monotonic() - started, 3)
+    return record
+
+
+def stage_stats(name: str, records: list[dict], seconds: float | None) -> dict[str, Any]:
+    rejected: dict[str, int] = {}
+    for record in records:
+        for reason, n in record["rejected"].items():
+            rejected[reason] = rejected.get(reason, 0) + n
+    stats = {
+        "stage": name,
+        "generated": sum(r["generated"] for r in records),
+        "kept": sum(r.get("kept", len(r["items"])) for r in records),
+        "rejected": rejected,
+        "seconds": round(seconds if seconds is not None else sum(r.get("seconds", 0) for r in records), 2),
+    }
+    return stats
+
+
+def run_leaf(
+    backend, pipeline: Pipeline, plan: LeafPlan, options: GenerateOptions, progress: Progress
+) -> dict[str, Any]:
+    """Run (or resume) every block of the pipeline on one leaf; returns the leaf's report."""
+    work = options.output / WORK / plan.slug
+    fingerprint = work / "fingerprint"
+    if work.exists() and (not fingerprint.exists() or fingerprint.read_text() != plan.fingerprint):
+        shutil.rmtree(work)  # the leaf changed since its journals were written: start it over
+    work.mkdir(parents=True, exist_ok=True)
+    fingerprint.write_text(plan.fingerprint)
+    workers = options.workers if backend.name == "http" else 1
+    items = plan.sources
+    stages, mcq = [], []
+    for index, block in enumerate(pipeline.blocks(plan.flavour)):
+        journal = work / f"{index:02d}-{block.name}.jsonl"
+        marker = work / f"{index:02d}-{block.name}.done"
+        calls = block_calls(pipeline, block, plan, items, options.seed, index)
+        seconds = None
+        if not marker.exists():
+            done_before = len(read_jsonl(journal))
+            progress.start(plan.name, block.name, len(calls), done_before)
+            started = time.monotonic()
+            try:
+                run_calls(backend, calls, block, journal, workers, progress)
+            finally:
+                progress.finish()
+            seconds = time.monotonic() - started + sum(r.get("seconds", 0) for r in read_jsonl(journal)[:done_before])
+            atomic_write_json(marker, {"seconds": round(seconds, 2)})
+        else:
+            seconds = json.loads(marker.read_text())["seconds"]
+        order = {c.id: i for i, c in enumerate(calls)}
+        records = sorted(read_jsonl(journal), key=lambda r: order.get(r["call"], len(order)))
+        stages.append(stage_stats(block.name, records, seconds))
+        mcq += [{"leaf": plan.name, **r["mcq"]} for r in records if "mcq" in r]
+        items = [item for r in records for item in r["items"]]
+    kept, dedup = deduplicate(items, plan)
+    stages.append(dedup)
+    return {"items": kept, "mcq": mcq, "stages": stages}
+
+
+def user_text(item: dict[str, Any], kind: str) -> str:
+    if kind == "skill" and item.get("context"):
+        return f"{item['context'].strip()}\n\n{item['question'].strip()}"
+    return item["question"].strip()
+
+
+def deduplicate(items: list[dict], plan: LeafPlan) -> tuple[list[dict], dict[str, Any]]:
+    """Drop exact and near duplicates, and anything too close to a seed example (those are the test set)."""
+    test, seen = NearDuplicates(), NearDuplicates()
+    for example in plan.examples:
+        test.add(user_text(example, plan.kind))
+    kept, rejected = [], {}
+    for item in items:
+        text = user_text(item, plan.kind)
+        reason = (
+            "matches_test"
+            if test.check(text)
+            else {"exact": "duplicate", "near": "near_duplicate"}.get(seen.check(text) or "")
+        )
+        if reason:
+            rejected[reason] = rejected.get(reason, 0) + 1
+        else:
+            kept.append(item)
+            seen.add(text)
+    stats = {"stage": "dedup", "generated": len(items), "kept": len(kept), "rejected": rejected, "seconds": 0.0}
+    return kept, stats

@@ -1,0 +1,65 @@
+"""`finch data generate|list|show` as a user runs them, against the scripted teacher over real HTTP."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import assert_one_line_error, run_finch
+from tests.sdg.helpers import rows
+from tests.sdg.teacher import start_teacher
+
+
+@pytest.fixture
+def teacher():
+    server = start_teacher()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_generate_list_show(finch_home, teacher, tiny_gemma3_dir, tmp_path):
+    assert run_finch("init").returncode == 0
+    out = tmp_path / "ds"
+    args = ["--teacher", teacher.url, "--pipeline", "full", "--scale", "1", "--student", str(tiny_gemma3_dir)]
+    result = run_finch("data", "generate", *args, "--output", str(out), "--chunk-tokens", "200")
+    assert result.returncode == 0, result.stderr
+    assert "judge_faithfulness" in result.stdout and "low_rating" in result.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert f"train {report['train']} rows" in result.stdout
+    assert len(rows(out / "train.jsonl")) == report["train"] > 0
+    # chunks were sized in the student's tokens: 200-token chunks make more calls than the default 400
+    mcq_stage = next(s for leaf in report["leaves"] for s in leaf["stages"] if s["stage"] == "mcq")
+    assert mcq_stage["generated"] >= 10
+
+    rerun = run_finch("data", "generate", *args, "--output", str(out), "--chunk-tokens", "200")
+    assert rerun.returncode == 0 and (out / "report.json").read_text() != ""
+    assert_one_line_error(
+        run_finch("data", "generate", *args, "--output", str(out)), 2, "holds a run with other settings", "400"
+    )
+
+    default = run_finch("data", "generate", *args[:6], "--student", str(tiny_gemma3_dir), "--leaves",
+                        str(finch_home / "taxonomy" / "compositional_skills"))  # fmt: skip
+    assert default.returncode == 0, default.stderr
+    listed = json.loads(run_finch("data", "list", "--json").stdout)
+    assert [d["train"] > 0 for d in listed] == [True]  # the default output lands in the workspace datasets folder
+    assert listed[0]["name"].startswith("full-127.0.0.1") and listed[0]["leaves"] == 2
+
+    shown = run_finch("data", "show", str(out), "--samples", "2")
+    assert shown.returncode == 0, shown.stderr
+    assert "teacher scripted-teacher" in shown.stdout and shown.stdout.count("assistant:") == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "fragment"),
+    [
+        (["data", "generate", "--replay-ratio", "0.5"], 2, "--replay-ratio needs --replay"),
+        (["data", "generate", "--leaves", "no/such/leaf"], 2, "no such file or folder: no/such/leaf"),
+        (["data", "generate", "--pipeline", "fancy"], 2, "--pipeline fancy: choose simple or full"),
+        (["data", "show", "nothing-here"], 2, "no dataset 'nothing-here'"),
+    ],
+)
+def test_usage_errors_are_one_line(finch_home, argv, code, fragment):
+    run_finch("init")
+    assert_one_line_error(run_finch(*argv), code, fragment)

@@ -1,0 +1,193 @@
+"""Every stage of the pipelines through a scripted teacher over real HTTP: what it emits, each filter drops and
+the report counts."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+import yaml
+
+from finch.errors import FinchError, UsageError
+from tests.sdg.helpers import MARKERS, generate, journals, rows, sample_leaves
+from tests.sdg.teacher import start_teacher
+
+
+@pytest.fixture
+def teacher():
+    servers = []
+
+    def start(**kwargs):
+        server = start_teacher(**kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def rejected_by_reason(report) -> Counter:
+    total: Counter = Counter()
+    for leaf in report["leaves"]:
+        for stage in leaf["stages"]:
+            total.update(stage["rejected"])
+    return total
+
+
+def stage(report, leaf_kind: str, name: str) -> dict:
+    leaf = next(leaf for leaf in report["leaves"] if leaf["flavour"] == leaf_kind)
+    return next(s for s in leaf["stages"] if s["stage"] == name)
+
+
+def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teacher, tmp_path):
+    server = teacher()
+    out = tmp_path / "full"
+    report = generate(server.url, out, pipeline="full", scale=2)
+    emitted = server.emitted
+    assert emitted["good"] and all(emitted[k] for k in ("offtopic", "garbled", "seeddup", "short", "wrong", "long"))
+
+    # each kind of bad answer is dropped at its stage, with its reason
+    reasons = rejected_by_reason(report)
+    assert reasons["parse_error"] == emitted["short"] + emitted["mcq_malformed"]
+    assert reasons["low_rating"] == emitted["offtopic"] + emitted["wrong"]
+    assert reasons["unparseable_rating"] == emitted["garbled"]
+    assert reasons["truncated"] == emitted["long"]
+    assert reasons["matches_test"] == emitted["seeddup"]
+    assert set(reasons) == {"parse_error", "low_rating", "unparseable_rating", "truncated", "matches_test"}
+
+    train = rows(out / "train.jsonl")
+    assert len(train) == report["train"] == emitted["good"]
+    text = json.dumps(train)
+    for marker in MARKERS:
+        assert marker not in text
+
+    # every leaf has train and test rows; test holds exactly the seed examples, none of which is trained on
+    leaves = {leaf.name: leaf for leaf in sample_leaves()}
+    test = rows(out / "test.jsonl")
+    assert len(test) == sum(leaf.example_count for leaf in leaves.values())
+    trained = {r["messages"][0]["content"] for r in train}
+    assert not trained & {r["messages"][0]["content"] for r in test}
+    for entry in report["leaves"]:
+        assert entry["status"] == "complete" and entry["train"] > 0 and entry["test"] > 0, entry
+        # --scale is samples generated per seed example, in every pipeline
+        assert (
+            entry["stages"][0 if entry["kind"] == "skill" else 1]["generated"]
+            == 2 * leaves[entry["leaf"]].example_count
+        )
+        per_leaf = rows(out / "leaves" / f"{entry['leaf'].replace('->', '.')}.train.jsonl")
+        assert len(per_leaf) == entry["train"]
+        for stage_stats in entry["stages"]:
+            assert stage_stats["generated"] == stage_stats["kept"] + sum(stage_stats["rejected"].values())
+
+    # the output format the training stage reads
+    for row in train:
+        assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
+        meta = row["metadata"]
+        assert meta["pipeline"] == "full" and meta["teacher"] == "scripted-teacher"
+        expected = {"judge_faithfulness"} if meta["kind"] == "knowledge" else {"judge_instructions", "judge_responses"}
+        assert set(meta["scores"]) == expected and min(meta["scores"].values()) >= 3
+        assert meta["phase"] == ("knowledge" if meta["kind"] == "knowledge" else "skills")
+    phases = [r["metadata"]["phase"] for r in train]
+    assert phases == sorted(phases)  # knowledge first, then skills
+    grounded = [r for r in train if r["metadata"]["leaf"].endswith("order_details")]
+    assert all("\n\nWhat does the passage say" in r["messages"][0]["content"] for r in grounded)
+
+    mcq = rows(out / "knowledge_mcq.jsonl")
+    assert len(mcq) == emitted["mcq_good"] == stage(report, "knowledge", "mcq")["kept"]
+    for question in mcq:
+        assert len(question["choices"]) == 4 and question["answer"] == 1 and question["context"]
+    recipe = yaml.safe_load((out / "recipe.yaml").read_text())
+    assert [p["name"] for p in recipe["phases"]] == ["knowledge", "skills"]
+    assert json.loads((out / "report.json").read_text()) == report
+    # a rejected answer is kept in the journal, so an empty leaf can be explained
+    records = [r for records in journals(out).values() for r in records]
+    assert all(("raw" in r) == bool(r["rejected"]) for r in records)
+    assert any(r.get("raw") == "Looks fine to me!" for r in records)
+
+
+def test_simple_pipeline_is_one_step_without_judges(teacher, tmp_path):
+    server = teacher()
+    report = generate(server.url, tmp_path / "simple", pipeline="simple", scale=1)
+    emitted = server.emitted
+    assert len(server.requests) == sum(
+        -(-leaf["target"] // (3 if leaf["flavour"] == "skills_grounded" else 4)) for leaf in report["leaves"]
+    )
+    reasons = rejected_by_reason(report)
+    assert reasons == Counter(parse_error=emitted["short"], matches_test=emitted["seeddup"])
+    assert report["train"] == sum(emitted.values()) - emitted["short"] - emitted["seeddup"]
+    for entry in report["leaves"]:
+        assert [s["stage"] for s in entry["stages"]][-1] == "dedup" and len(entry["stages"]) == 2
+        assert entry["train"] > 0
+    grounded = [r for r in rows(tmp_path / "simple" / "train.jsonl") if r["metadata"]["leaf"].endswith("order_details")]
+    assert grounded and all(r["messages"][0]["content"].count("\n\n") == 1 for r in grounded)
+
+
+def test_rerun_of_a_finished_run_asks_the_teacher_nothing(teacher, tmp_path):
+    server = teacher()
+    generate(server.url, tmp_path / "d", scale=1)
+    before = (tmp_path / "d" / "train.jsonl").read_bytes()
+    asked = len(server.requests)
+    generate(server.url, tmp_path / "d", scale=1)
+    assert len(server.requests) == asked
+    assert (tmp_path / "d" / "train.jsonl").read_bytes() == before
+
+
+def test_rerun_with_other_settings_is_refused(teacher, tmp_path):
+    server = teacher()
+    generate(server.url, tmp_path / "d", scale=1)
+    with pytest.raises(UsageError, match="scale 1 → 2"):
+        generate(server.url, tmp_path / "d", scale=2)
+
+
+def test_teacher_failure_keeps_partial_output_and_a_rerun_finishes_it(teacher, tmp_path):
+    reference = teacher()
+    generate(reference.url, tmp_path / "reference", scale=1)
+
+    failing = teacher(fail_after=40)
+    with pytest.raises(FinchError, match="gave up after 1 attempts.*kept the partial output.*rerun the same"):
+        generate(failing.url, tmp_path / "d", scale=1)
+    partial = json.loads((tmp_path / "d" / "report.json").read_text())
+    assert not partial["complete"]
+    done_before = journals(tmp_path / "d")
+    assert sum(len(r) for r in done_before.values()) == 40  # every answer that came back is on disk
+
+    working = teacher()
+    generate(working.url, tmp_path / "d", scale=1)
+    after = journals(tmp_path / "d")
+    for name, records in done_before.items():
+        assert after[name][: len(records)] == records  # nothing lost, nothing rewritten
+    assert len(working.requests) == len(reference.requests) - 40  # finished calls are not asked again
+    assert rows(tmp_path / "d" / "train.jsonl") == rows(tmp_path / "reference" / "train.jsonl")
+
+
+def test_replay_rows_are_mixed_by_ratio_and_tagged(teacher, tmp_path):
+    server = teacher()
+    replay = tmp_path / "general.jsonl"
+    replay.write_text(
+        "".join(
+            json.dumps({"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]})
+            + "\n"
+            for i in range(5)
+        )
+    )
+    report = generate(server.url, tmp_path / "d", scale=1, replay=replay, replay_ratio=0.5)
+    train = rows(tmp_path / "d" / "train.jsonl")
+    replayed = [r for r in train if r["metadata"]["leaf"] == "replay"]
+    generated = [r for r in train if r["metadata"]["leaf"] != "replay"]
+    for phase in ("knowledge", "skills"):
+        n = sum(r["metadata"]["phase"] == phase for r in generated)
+        assert sum(r["metadata"]["phase"] == phase for r in replayed) == round(0.5 * n)
+    assert len(replayed) == report["replay"] > 0
+    recipe = yaml.safe_load((tmp_path / "d" / "recipe.yaml").read_text())
+    assert recipe["phases"][1]["sources"][1]["ratio"] == 0.5
+
+
+def test_bad_replay_file_is_a_usage_error(teacher, tmp_path):
+    server = teacher()
+    replay = tmp_path / "bad.jsonl"
+    replay.write_text('{"text": "no messages"}\n')
+    with pytest.raises(UsageError, match="no rows with a `messages` list"):
+        generate(server.url, tmp_path / "d", scale=1, replay=replay, replay_ratio=0.5)

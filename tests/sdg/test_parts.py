@@ -1,0 +1,128 @@
+"""The pieces under the pipelines: parsing teacher text, chunking documents, duplicates, pipeline files."""
+
+from __future__ import annotations
+
+import pytest
+
+from finch.errors import UsageError
+from finch.fileio import JsonlAppender, read_jsonl
+from finch.sdg import load_pipeline
+from finch.sdg.chunking import approximate_tokens, chunk_text
+from finch.sdg.dedup import NearDuplicates
+from finch.sdg.parse import labelled_records, multiple_choice, numbered_items, rating
+from finch.taxonomy import sample_taxonomy_dir
+
+DOC = sample_taxonomy_dir() / "knowledge" / "products" / "kestrel_vane_k230" / "kestrel_vane_k230.md"
+
+
+def test_numbered_items_skip_preamble_join_continuations_and_drop_scraps():
+    text = (
+        "Sure, here you go:\n1. Write May 5 as a date.\n2) What is the\n   ISO form of 1 June?\n3. ok\n"
+        "- Convert 2/3/04 please."
+    )
+    assert numbered_items(text) == [
+        "Write May 5 as a date.",
+        "What is the ISO form of 1 June?",
+        "Convert 2/3/04 please.",
+    ]
+    assert numbered_items("no list here at all") == []
+
+
+def test_labelled_records_keep_complete_ones_and_count_broken_ones():
+    text = "1. **Question:** Who made it?\nAnswer: Orlen\nInstruments.\n\nQuestion: And when?\n\nQ: Where?\nA: Dunmere"
+    records, broken = labelled_records(text, ["question", "answer"])
+    assert records == [
+        {"question": "Who made it?", "answer": "Orlen\nInstruments."},
+        {"question": "Where?", "answer": "Dunmere"},
+    ]
+    assert broken == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("Rating: 4", 4), ("**Rating:** 5", 5), ("The answer is poor.\nScore: 2", 2), ("3", 3), ("3/5", 3),
+     ("Rating: 9", None), ("Looks fine to me!", None), ("", None), ("I give it 5 stars", None)],
+)  # fmt: skip
+def test_rating(text, expected):
+    assert rating(text) == expected
+
+
+def test_multiple_choice_needs_four_distinct_choices_and_an_answer():
+    good = "Question: Which frequency?\nA) 868 MHz\nB) 915 MHz\nC) 433 MHz\nD) 2.4 GHz\nAnswer: A"
+    assert multiple_choice(good) == {
+        "question": "Which frequency?",
+        "choices": ["868 MHz", "915 MHz", "433 MHz", "2.4 GHz"],
+        "answer": 0,
+    }
+    assert multiple_choice(good.replace("D) 2.4 GHz\n", "")) is None
+    assert multiple_choice(good.replace("Answer: A", "")) is None
+    assert multiple_choice(good.replace("915 MHz", "868 MHz")) is None
+
+
+def test_chunks_fit_the_budget_in_real_tokens_overlap_and_cover_the_document(tiny_gemma3_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_gemma3_dir)
+
+    def count(text):
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    text = DOC.read_text()
+    chunks = chunk_text(text, count, max_tokens=300, overlap=60)
+    assert len(chunks) >= 3
+    assert all(count(c) <= 300 for c in chunks)
+    assert "\n| Wind speed |" in "".join(chunks)  # a long table is split between rows, not inside them
+
+    def shared(chunks):  # boundaries where the next chunk starts with text the previous one ends with
+        return sum(any(a.endswith(b[:n]) for n in (40,)) or b[:40] in a for a, b in zip(chunks, chunks[1:]))
+
+    assert shared(chunks) >= len(chunks) // 2
+    assert shared(chunk_text(text, count, max_tokens=300, overlap=0)) == 0
+    assert set(text.split()) == set(" ".join(chunks).split())  # nothing dropped
+    with pytest.raises(ValueError):
+        chunk_text(text, approximate_tokens, max_tokens=50, overlap=50)
+
+
+def test_near_duplicates():
+    seen = NearDuplicates()
+    seen.add("Write March 5th, 2021 as an ISO 8601 date for the shop's order form.")
+    assert seen.check("write march 5th 2021 as an ISO 8601 date for the shop's order form") == "exact"
+    assert seen.check("Please write March 5th, 2021 as an ISO 8601 date for the shop's order form.") == "near"
+    assert seen.check("What is the capital of France, and when was it founded?") is None
+
+
+def test_jsonl_appender_cuts_a_torn_last_line(tmp_path):
+    path = tmp_path / "j.jsonl"
+    with JsonlAppender(path) as out:
+        out.append({"a": 1})
+    with open(path, "a") as f:
+        f.write('{"a": 2, "b"')
+    assert read_jsonl(path) == [{"a": 1}]
+    with JsonlAppender(path) as out:
+        out.append({"a": 3})
+    assert read_jsonl(path) == [{"a": 1}, {"a": 3}]
+
+
+def test_pipelines_are_data_and_a_user_file_can_override_them(tmp_path):
+    assert [b.name for b in load_pipeline("full").skills_freeform] == [
+        "instructions", "judge_instructions", "responses", "judge_responses"
+    ]  # fmt: skip
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "mine.yaml").write_text(
+        "user: 'Write {{ count }} new questions for this task: {{ task }}'\n"
+    )
+    own = tmp_path / "mine.yaml"
+    own.write_text(
+        "knowledge: [{name: qa, type: expand, prompt: knowledge_qa, fields: [question, answer]}]\n"
+        "skills_freeform: [{name: q, type: expand, prompt: mine, fields: [question]}]\n"
+        "skills_grounded: [{name: q, type: expand, prompt: simple_skill, fields: [context, question, answer]}]\n"
+    )
+    assert load_pipeline(str(own)).name == "mine"
+    own.write_text(own.read_text().replace("prompt: mine", "prompt: missing"))
+    with pytest.raises(UsageError, match="prompt 'missing': no missing.yaml"):
+        load_pipeline(str(own))
+    own.write_text("knowledge: [{name: j, type: judge, prompt: judge_pair}]\n")
+    with pytest.raises(UsageError, match="needs 'threshold'"):
+        load_pipeline(str(own))
+    with pytest.raises(UsageError, match="choose simple or full"):
+        load_pipeline("fancy")
