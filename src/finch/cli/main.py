@@ -13,6 +13,7 @@ from finch.cli.quickstart import quickstart
 from finch.cli.serve import serve
 from finch.cli.system import system_app
 from finch.cli.taxonomy import taxonomy_app
+from finch.cli.train import train
 from finch.cli.workspace import config_app, init
 from finch.errors import FinchError
 
@@ -43,7 +44,7 @@ plan_app = typer.Typer(help="Plan a run for this hardware: memory, time and sett
 pending_command(plan_app, "train", "planning", "Estimate memory and time of a training run before starting it.")
 app.add_typer(plan_app, name="plan")
 
-pending_command(app, "train", "training", "Fine-tune a model (LoRA, QLoRA, full, DPO).")
+app.command("train")(train)
 pending_command(app, "evaluate", "evaluation", "Compare base and tuned models.")
 pending_command(app, "export", "export", "Export merged safetensors, GGUF or an Ollama Modelfile.")
 app.command("serve")(serve)
