@@ -62,6 +62,7 @@ def test_model_list_and_quickstart_reuse_the_cache(builtin):
     assert "Gemma3ForCausalLM" in result.stdout and "268M parameters" in result.stdout
     assert "checked 3 leaves: all valid" in result.stdout
     assert "gemma-3-270m (llama-cpp):" in result.stdout
+    assert "trained 12 steps" in result.stdout and "after:" in result.stdout
 
 
 @pytest.fixture(scope="module")

@@ -25,9 +25,9 @@ class TrainConfig(BaseModel):
     max_steps: int | None = Field(None, ge=1)  # optimiser steps; wins over epochs
     epochs: float = Field(1.0, gt=0)
     lr: float = Field(2e-4, gt=0)
-    batch_size: int = Field(4, ge=1)  # packed rows per micro-batch
+    batch_size: int = Field(4, ge=1)  # samples per micro-batch (packed into rows of max_seq_len)
     grad_accum: int = Field(1, ge=1)
-    max_seq_len: int = Field(512, ge=8)
+    max_seq_len: int = Field(1024, ge=8)  # tokens per packed row; longer samples are skipped
     lora_rank: int = Field(16, ge=1)
     lora_alpha: float = Field(32.0, gt=0)
     lora_dropout: float = Field(0.05, ge=0, lt=1)

@@ -45,13 +45,14 @@ class TrainResult:
 
 def epoch_batches(samples: list[Sample], config: TrainConfig, epoch: int, pad_id: int, shuffle: bool) -> list[Batch]:
     """One epoch's micro-batches: a seeded shuffle of the samples (a pure function of seed and epoch, so a
-    resumed run sees the same order), packed into rows, `batch_size` rows per micro-batch."""
+    resumed run sees the same order), `batch_size` samples per micro-batch, packed into as few rows as fit."""
     order = list(range(len(samples)))
     if shuffle:
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
         order = torch.randperm(len(samples), generator=generator).tolist()
-    rows = pack([samples[i] for i in order], config.max_seq_len)
-    return [collate(rows[i : i + config.batch_size], pad_id) for i in range(0, len(rows), config.batch_size)]
+    size = config.batch_size
+    groups = [[samples[i] for i in order[at : at + size]] for at in range(0, len(order), size)]
+    return [collate(pack(group, config.max_seq_len), pad_id) for group in groups]
 
 
 def batch_stream(samples, config: TrainConfig, pad_id: int, state: TrainerState) -> Iterator[Batch]:
@@ -223,7 +224,7 @@ def train(
     stream = batch_stream(samples, config, pad_id, state)
     log = files.read_log()
     last_eval = None
-    started, tokens_seen = time.monotonic(), 0
+    tokens_seen, train_seconds = 0, 0.0  # optimiser steps only: evals and checkpoints are not throughput
     while state.step < total_steps:
         step_started = time.monotonic()
         micro_batches = [next(stream) for _ in range(config.grad_accum)]
@@ -241,8 +242,9 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         state.step += 1
 
+        step_seconds = time.monotonic() - step_started
         step_tokens = sum(batch.n_tokens for batch in micro_batches)
-        tokens_seen += step_tokens
+        tokens_seen, train_seconds = tokens_seen + step_tokens, train_seconds + step_seconds
         record = {
             "step": state.step,
             "epoch": round(state.epoch + state.batch_in_epoch / max(per_epoch, 1), 4),
@@ -250,7 +252,7 @@ def train(
             "lr": lr,
             "grad_norm": round(grad_norm, 6),
             "tokens": step_tokens,
-            "tokens_per_s": round(step_tokens / max(time.monotonic() - step_started, 1e-9), 2),
+            "tokens_per_s": round(step_tokens / max(step_seconds, 1e-9), 2),
             "peak_rss_gb": round(peak_rss_gb(), 3),
         }
         if device == "cuda":
@@ -277,7 +279,6 @@ def train(
             on_message(f"early stop at step {state.step}: eval loss did not improve in {patience} evals")
             break
 
-    elapsed = time.monotonic() - started
     model.save_pretrained(run_dir)
     if not tokenizer.chat_template:
         tokenizer.chat_template = render.template  # the run dir carries the format it was trained in
@@ -288,7 +289,7 @@ def train(
         steps=state.step,
         train_loss=log[-1]["loss"] if log else None,
         eval_loss=last_eval,
-        tokens_per_s=round(tokens_seen / max(elapsed, 1e-9), 2),
+        tokens_per_s=round(tokens_seen / max(train_seconds, 1e-9), 2),
         peak_rss_gb=round(peak_rss_gb(), 3),
         log=log,
     )
