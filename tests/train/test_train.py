@@ -91,3 +91,14 @@ def test_unfinished_features_and_bad_references_are_clear(tmp_path, tiny_gemma3_
     with pytest.raises(UsageError, match="--output .* already holds a run"):
         run(tmp_path, tiny_gemma3_dir, max_steps=1, save_every=0)
         run(tmp_path, tiny_gemma3_dir, max_steps=1, save_every=0)
+
+
+def test_gradient_accumulation_matches_one_big_batch(tmp_path, tiny_llama_dir):
+    """2 micro-batches of 2 samples make the same steps as 1 batch of 4: the loss is a mean over the step's tokens."""
+    common = {"max_steps": 3, "lr": 1e-2, "max_seq_len": 128, "save_every": 0, "lora_dropout": 0.0}
+    whole = run(tmp_path / "whole", tiny_llama_dir, batch_size=4, grad_accum=1, **common)
+    split = run(tmp_path / "split", tiny_llama_dir, batch_size=2, grad_accum=2, **common)
+    for a, b in zip(whole.log, split.log):
+        assert a["tokens"] == b["tokens"]
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-3)

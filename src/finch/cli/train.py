@@ -15,7 +15,9 @@ def train(
     data: Path = typer.Option(None, "--data", help="Dataset directory (train.jsonl, test.jsonl) or a JSONL file."),
     model: str = typer.Option(None, "--model", "-m", help="Base model reference (default: the configured model)."),
     method: str = typer.Option(None, help="lora (qlora, full and dpo are not implemented yet)."),
-    pipeline: str = typer.Option(None, help="auto, simple or full (accelerated is not implemented yet)."),
+    pipeline: str = typer.Option(
+        None, help="auto or full: the single-device loop (simple and accelerated are not implemented yet)."
+    ),
     max_steps: int = typer.Option(None, help="Optimiser steps; wins over --epochs."),
     epochs: float = typer.Option(None, help="Passes over the training data (default 1)."),
     lr: float = typer.Option(None, help="Peak learning rate (default 2e-4), cosine schedule with warmup."),

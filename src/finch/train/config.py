@@ -48,8 +48,10 @@ class TrainConfig(BaseModel):
     def _check(self) -> TrainConfig:
         if self.method not in IMPLEMENTED_METHODS:
             raise ValueError(f"method '{self.method}' is not implemented yet; use lora")
-        if self.pipeline == "accelerated":
-            raise ValueError("pipeline 'accelerated' (multi-process) is not implemented yet; use auto or full")
+        if self.pipeline in ("simple", "accelerated"):
+            raise ValueError(
+                f"pipeline '{self.pipeline}' is not implemented yet; use auto or full (the single-device loop)"
+            )
         return self
 
 
