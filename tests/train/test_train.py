@@ -102,3 +102,12 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path, tiny_llama_dir):
         assert a["tokens"] == b["tokens"]
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
         assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-3)
+
+
+def test_gradient_checkpointing_keeps_the_maths(tmp_path, tiny_gemma3_dir):
+    common = {"max_steps": 2, "lr": 1e-2, "max_seq_len": 128, "save_every": 0, "lora_dropout": 0.0}
+    plain = run(tmp_path / "plain", tiny_gemma3_dir, **common)
+    checkpointed = run(tmp_path / "ckpt", tiny_gemma3_dir, gradient_checkpointing=True, **common)
+    for a, b in zip(plain.log, checkpointed.log):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
