@@ -117,7 +117,7 @@ def run_baseline(args) -> dict:
         per_device_eval_batch_size=len(test_set),
         learning_rate=args.lr,
         lr_scheduler_type="cosine",
-        warmup_ratio=0.05,
+        warmup_steps=0.05,  # a ratio, as finch's default
         bf16=dtype == "bfloat16",
         use_cpu=True,
         report_to="none",

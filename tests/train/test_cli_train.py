@@ -14,7 +14,7 @@ def test_missing_data_is_one_line(finch_home, tmp_path):
 
 def test_unimplemented_method_is_one_line(finch_home, tmp_path):
     assert_one_line_error(
-        run_finch("train", "--data", str(tmp_path), "--method", "dpo"), 2, "method", "not implemented yet"
+        run_finch("train", "--data", str(tmp_path), "--method", "qlora"), 2, "method", "not implemented yet"
     )
 
 

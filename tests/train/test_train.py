@@ -86,8 +86,8 @@ def test_run_directory_is_a_model_reference_that_learned_the_answers(trained, ti
 
 
 def test_unfinished_features_and_bad_references_are_clear(tmp_path, tiny_gemma3_dir):
-    with pytest.raises(ValueError, match="method 'dpo' is not implemented yet"):
-        TrainConfig(method="dpo")
+    with pytest.raises(ValueError, match="method 'qlora' is not implemented yet"):
+        TrainConfig(method="qlora")
     with pytest.raises(UsageError, match="--output .* already holds a run"):
         run(tmp_path, tiny_gemma3_dir, max_steps=1, save_every=0)
         run(tmp_path, tiny_gemma3_dir, max_steps=1, save_every=0)

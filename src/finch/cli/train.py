@@ -14,7 +14,10 @@ from finch.ui import err, out
 def train(
     data: Path = typer.Option(None, "--data", help="Dataset directory (train.jsonl, test.jsonl) or a JSONL file."),
     model: str = typer.Option(None, "--model", "-m", help="Base model reference (default: the configured model)."),
-    method: str = typer.Option(None, help="lora (qlora, full and dpo are not implemented yet)."),
+    method: str = typer.Option(
+        None,
+        help="lora, or dpo on {prompt, chosen, rejected} rows (needs trl); qlora and full: not yet.",
+    ),
     pipeline: str = typer.Option(
         None, help="auto or full: the single-device loop (simple and accelerated are not implemented yet)."
     ),

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from finch.errors import UsageError
 
-IMPLEMENTED_METHODS = ("lora",)
+IMPLEMENTED_METHODS = ("lora", "dpo")
 
 
 class TrainConfig(BaseModel):
@@ -41,13 +41,14 @@ class TrainConfig(BaseModel):
     gradient_checkpointing: bool = False
     loss_chunk_tokens: int = Field(256, ge=1)  # labelled positions per output-head chunk
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    dpo_beta: float = Field(0.1, gt=0)  # --method dpo: how far the tuned model may move from the base
     seed: int = 42
     output: Path | None = None  # run directory; None = runs_dir/<model>-<time>
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
         if self.method not in IMPLEMENTED_METHODS:
-            raise ValueError(f"method '{self.method}' is not implemented yet; use lora")
+            raise ValueError(f"method '{self.method}' is not implemented yet; use lora or dpo")
         if self.pipeline in ("simple", "accelerated"):
             raise ValueError(
                 f"pipeline '{self.pipeline}' is not implemented yet; use auto or full (the single-device loop)"

@@ -9,13 +9,14 @@ from pathlib import Path
 from finch.errors import UsageError
 from finch.train.config import TrainConfig
 from finch.train.data import data_files
+from finch.train.dpo import read_preferences, train_dpo
 from finch.train.loop import TrainResult, load_data, train
 from finch.train.run_dir import RunFiles, resolved_config
 
 
 def base_reference(resolved, hf_dir: Path) -> str:
-    """What run.yaml records as the base: the built-in name, or the absolute HF directory."""
-    return resolved.name if resolved.kind == "builtin" else str(hf_dir)
+    """What run.yaml records as the base: a built-in name or hub id (portable), else the absolute HF directory."""
+    return resolved.name if resolved.kind in ("builtin", "hub") else str(hf_dir)
 
 
 def find_run(resume: str, runs_dir: Path) -> Path:
@@ -57,7 +58,16 @@ def start_run(
     if resolved.kind == "adapter":
         raise UsageError(f"--model {config.model}: is a trained adapter; training on top of one is not supported yet.")
     hf_dir = prepare_model(resolved)
-    data = load_data(config, hf_dir)  # bad rows fail before a run directory exists
+    if config.method == "dpo":
+        if resume:
+            raise UsageError("--resume: DPO runs cannot be resumed yet; start the run again.")
+        train_file, test_file = data_files(config.data)
+        for path in (train_file, test_file):
+            if path is not None:
+                read_preferences(path)  # bad rows fail before a run directory exists
+        data = None
+    else:
+        data = load_data(config, hf_dir)  # bad rows fail before a run directory exists
     config = config.model_copy(update={"model": config.model or default_model, "data": config.data.resolve()})
     if not resume:
         run_dir = config.output or runs_dir / f"{resolved.name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -67,6 +77,8 @@ def start_run(
         run_dir.mkdir(parents=True, exist_ok=True)
         config = config.model_copy(update={"output": run_dir})
     on_start(config, run_dir)
+    if config.method == "dpo":
+        return train_dpo(config, hf_dir, base_reference(resolved, hf_dir), run_dir, on_step=on_step)
     return train(
         config,
         data,
