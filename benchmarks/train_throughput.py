@@ -151,7 +151,7 @@ def run_baseline(args) -> dict:
         "tokens": counted["tokens"],
         "peak_rss_gb": peak_rss_gb(),
         "eval_loss": round(eval_loss, 4),
-        "final_train_loss": round(trainer.state.log_history[-2].get("loss", float("nan")), 4),
+        "final_train_loss": round([h["loss"] for h in trainer.state.log_history if "loss" in h][-1], 4),
     }
 
 
