@@ -62,6 +62,7 @@ def test_model_list_and_quickstart_reuse_the_cache(builtin):
     report = json.loads((builtin["home"] / "datasets" / "quickstart-gemma-3-270m" / "report.json").read_text())
     assert report["complete"] and [leaf["status"] for leaf in report["leaves"]] == ["complete"] * 3
     assert report["test"] == 33
+    assert "trained 12 steps" in result.stdout and "after:" in result.stdout
 
 
 @pytest.fixture(scope="module")

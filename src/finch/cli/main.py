@@ -16,6 +16,7 @@ from finch.cli.quickstart import quickstart
 from finch.cli.serve import serve
 from finch.cli.system import system_app
 from finch.cli.taxonomy import taxonomy_app
+from finch.cli.train import train
 from finch.cli.workspace import config_app, init
 from finch.errors import FinchError
 
@@ -39,7 +40,7 @@ plan_app = typer.Typer(help="Plan a run for this hardware: memory, time and sett
 pending_command(plan_app, "train", "planning", "Estimate memory and time of a training run before starting it.")
 app.add_typer(plan_app, name="plan")
 
-pending_command(app, "train", "training", "Fine-tune a model (LoRA, QLoRA, full, DPO).")
+app.command("train")(train)
 app.command("evaluate")(evaluate)
 app.command("export")(export)
 app.command("serve")(serve)

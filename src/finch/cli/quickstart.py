@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import typer
 
 from finch.config import Config, init_workspace, load_settings
@@ -9,6 +12,7 @@ from finch.errors import FinchError
 from finch.ui import out
 
 QUESTION = "What does a weather station measure?"
+QUICK_STEPS = 12  # about two minutes of fp32 LoRA on two CPU cores with the 270M model
 
 
 def quickstart(
@@ -69,8 +73,72 @@ def quickstart(
         f"full pipeline make real training data. See the samples: `finch data show {dataset}`."
     )
 
+    out.rule("[bold]6. a first training run")
+    run_dir = quick_train(report, ref, settings)
+
     out.rule("[bold]next")
-    out.print("Coming in later stages of finch: fine-tuning (finch train), evaluation, and export.")
+    out.print(
+        f"The run directory {run_dir} is a model reference: `finch chat --model {run_dir}`. "
+        "Next: `finch data generate --teacher URL` with a strong teacher for real training data, `finch train` on "
+        "it, `finch evaluate` against the base, and `finch export` for llama.cpp and Ollama."
+    )
+
+
+def quick_train(report, ref: str, settings) -> Path:
+    """A few LoRA steps on the taxonomy's own seed examples, then the same question before and after."""
+    from finch.cli.train import TrainProgress
+    from finch.inference import GenerationParams, load_backend
+    from finch.train import TrainConfig
+    from finch.train.runs import start_run
+    from finch.train.seed_data import seed_rows, write_seed_dataset
+    from finch.ui import err
+
+    dataset = write_seed_dataset(report, settings.path("datasets_dir") / "quickstart-seeds")
+    first = seed_rows(report)[0]["messages"]
+    config = TrainConfig(
+        data=dataset,
+        model=ref,
+        max_steps=QUICK_STEPS,
+        lr=1e-3,
+        batch_size=1,
+        max_seq_len=256,
+        save_every=0,
+        warmup_ratio=0.1,
+        output=settings.path("runs_dir") / f"quickstart-{time.strftime('%Y%m%d-%H%M%S')}",
+    )
+    out.print(
+        f"{QUICK_STEPS} LoRA steps on the {len(seed_rows(report))} seed question/answer pairs of the taxonomy "
+        "(real runs train on synthetic data generated from them)."
+    )
+    progress = TrainProgress()
+    try:
+        result = start_run(
+            config,
+            settings.path("models_dir"),
+            settings.path("runs_dir"),
+            ref,
+            on_step=progress.update,
+            on_message=lambda message: err.print(message, markup=False),
+        )
+    finally:
+        progress.stop()
+    out.print(
+        f"trained {result.steps} steps: loss {result.log[0]['loss']:.3f} -> {result.train_loss:.3f}, "
+        f"{result.tokens_per_s:.0f} tokens/s; run directory {result.run_dir}"
+    )
+    question = [first[0]]
+    params = GenerationParams(temperature=0, max_tokens=48)
+    for label, model_ref in (("before", ref), ("after", str(result.run_dir))):
+        backend = load_backend(model_ref, settings.path("models_dir"), backend="transformers", ctx=1024)
+        try:
+            [[answer]] = backend.chat([question], params)
+        finally:
+            backend.close()
+        out.print(f"[bold]{label}:[/] ", end="")
+        out.print(answer.text.strip() or "(empty)", markup=False)
+    out.print(f"[bold]user:[/] {question[0]['content']}\n[bold]taxonomy answer:[/] ", end="")
+    out.print(first[1]["content"], markup=False)
+    return result.run_dir
 
 
 SAMPLES_PER_LEAF = 2  # keeps the stage to a couple of minutes on 2 cores with the built-in teacher

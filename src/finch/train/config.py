@@ -1,0 +1,84 @@
+"""The training configuration: one pydantic model, read from train.yaml and overridden by flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from finch.errors import UsageError
+
+IMPLEMENTED_METHODS = ("lora", "dpo")
+
+
+class TrainConfig(BaseModel):
+    """Everything a run depends on; the resolved copy is printed at start and saved in run.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: Path | None = None  # dataset dir (train.jsonl, test.jsonl) or one JSONL file
+    model: str | None = None  # model reference; None = the workspace's configured model
+    method: Literal["lora", "qlora", "full", "dpo"] = "lora"
+    pipeline: Literal["auto", "simple", "full", "accelerated"] = "auto"
+    max_steps: int | None = Field(None, ge=1)  # optimiser steps; wins over epochs
+    epochs: float = Field(1.0, gt=0)
+    lr: float = Field(2e-4, gt=0)
+    batch_size: int = Field(4, ge=1)  # samples per micro-batch (packed into rows of max_seq_len)
+    grad_accum: int = Field(1, ge=1)
+    max_seq_len: int = Field(1024, ge=8)  # tokens per packed row; longer samples are skipped
+    lora_rank: int = Field(16, ge=1)
+    lora_alpha: float = Field(32.0, gt=0)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_targets: list[str] | str = "all-linear"
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    eval_every: int = Field(0, ge=0)  # 0 = only at the end
+    save_every: int = Field(50, ge=0)  # checkpoints for --resume; 0 = none
+    early_stopping_patience: int = Field(0, ge=0)  # evals without improvement before stopping; 0 = never
+    gradient_checkpointing: bool = False
+    loss_chunk_tokens: int = Field(256, ge=1)  # labelled positions per output-head chunk
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    dpo_beta: float = Field(0.1, gt=0)  # --method dpo: how far the tuned model may move from the base
+    seed: int = 42
+    output: Path | None = None  # run directory; None = runs_dir/<model>-<time>
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.method not in IMPLEMENTED_METHODS:
+            raise ValueError(f"method '{self.method}' is not implemented yet; use lora or dpo")
+        if self.pipeline in ("simple", "accelerated"):
+            raise ValueError(
+                f"pipeline '{self.pipeline}' is not implemented yet; use auto or full (the single-device loop)"
+            )
+        return self
+
+
+def _error(e: ValidationError, where: str) -> UsageError:
+    err = e.errors()[0]
+    key = ".".join(str(part) for part in err["loc"]) or "config"
+    msg = err["msg"].removeprefix("Value error, ")
+    got = f" (got {err['input']!r})" if key != "config" else ""
+    return UsageError(f"{where}: {key}: {msg}{got}.")
+
+
+def load_train_config(config_file: Path | None, overrides: dict) -> TrainConfig:
+    """train.yaml (if given) with the flags that were set on top; unset flags (None) leave the file's value."""
+    values: dict = {}
+    if config_file is not None:
+        try:
+            data = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+        except OSError as e:
+            raise UsageError(f"--config {config_file}: cannot read it ({e.strerror}).") from None
+        except yaml.YAMLError as e:
+            raise UsageError(f"--config {config_file}: invalid YAML: {getattr(e, 'problem', e)}.") from None
+        if data is not None and not isinstance(data, dict):
+            raise UsageError(f"--config {config_file}: expected a mapping of keys to values.")
+        values.update(data or {})
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return TrainConfig.model_validate(values)
+    except ValidationError as e:
+        raise _error(e, f"--config {config_file}" if config_file else "train settings") from None

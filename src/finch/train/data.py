@@ -1,0 +1,175 @@
+"""Chat rows in, token ids and completion-only labels out.
+
+A row is `{"messages": [{"role", "content"}...], "metadata": {...}}`. The chat template renders the whole
+conversation once; only the characters the template emits for assistant turns (content and end-of-turn marker)
+become labels, so the loss never trains the model to write the user's side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from finch.errors import UsageError
+from finch.inference.chat_template import render_chat
+
+IGNORE = -100
+ROLES = ("system", "user", "assistant")
+
+
+@dataclass
+class Sample:
+    input_ids: list[int]
+    labels: list[int]  # IGNORE where the token is not part of an assistant turn
+
+    @property
+    def n_labels(self) -> int:
+        return sum(label != IGNORE for label in self.labels)
+
+
+@dataclass
+class Split:
+    samples: list[Sample]
+    skipped_too_long: int = 0
+    skipped_no_labels: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def data_files(data: Path) -> tuple[Path, Path | None]:
+    """(train, test-or-None) for a dataset directory or a single JSONL file."""
+    if not data.exists():
+        raise UsageError(f"--data {data}: no such file or directory.")
+    if data.is_file():
+        return data, None
+    train = data / "train.jsonl"
+    if not train.is_file():
+        raise UsageError(f"--data {data}: no train.jsonl in that directory; pass a dataset dir or a JSONL file.")
+    test = data / "test.jsonl"
+    return train, test if test.is_file() else None
+
+
+def read_rows(path: Path) -> list[list[dict[str, str]]]:
+    """The conversations of a JSONL file, each checked; the first bad row stops with its line number."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8 JSONL.") from None
+    conversations = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UsageError(f"{where}: invalid JSON ({e.msg}); each line must be one JSON object.") from None
+        conversations.append(_check_row(row, where))
+    if not conversations:
+        raise UsageError(f'{path}: no rows; a dataset needs at least one {{"messages": [...]}} line.')
+    return conversations
+
+
+def _check_row(row: object, where: str) -> list[dict[str, str]]:
+    messages = row.get("messages") if isinstance(row, dict) else None
+    if not isinstance(messages, list) or not messages:
+        raise UsageError(f'{where}: expected {{"messages": [{{"role": ..., "content": ...}}, ...]}}.')
+    checked = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            raise UsageError(f"{where}: messages[{i}]: role must be one of {', '.join(ROLES)}.")
+        if not isinstance(message.get("content"), str):
+            raise UsageError(f"{where}: messages[{i}]: content must be a string.")
+        checked.append({"role": message["role"], "content": message["content"]})
+    if not any(m["role"] == "assistant" for m in checked):
+        raise UsageError(f"{where}: no assistant message, so nothing to learn from; add the answer.")
+    return checked
+
+
+@dataclass(frozen=True)
+class ChatRenderer:
+    template: str
+    bos_token: str
+    eos_token: str
+
+    def __call__(self, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
+        return render_chat(
+            self.template,
+            messages,
+            bos_token=self.bos_token,
+            eos_token=self.eos_token,
+            add_generation_prompt=add_generation_prompt,
+        )
+
+
+def chat_renderer(tokenizer, model_type: str) -> ChatRenderer:
+    """The tokenizer's chat template, or the family's native turn format for base models without one."""
+    from finch.models.chat_format import native_chat_format
+
+    template = tokenizer.chat_template or native_chat_format(model_type, tokenizer.get_vocab()).template
+    return ChatRenderer(template, tokenizer.bos_token or "", tokenizer.eos_token or "")
+
+
+def assistant_spans(render: ChatRenderer, messages: list[dict[str, str]]) -> tuple[str, list[tuple[int, int]]]:
+    """The rendered text and the character ranges of its assistant turns (after each turn's header)."""
+    text = render(messages)
+    spans = []
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        start = len(render(messages[:i], add_generation_prompt=True))
+        end = len(render(messages[: i + 1]))
+        if not text.startswith(render(messages[: i + 1])) or start > end:
+            raise UsageError("the chat template does not render conversations incrementally; finch cannot mask it.")
+        spans.append((start, end))
+    return text, spans
+
+
+def tokenize_conversation(tokenizer, render: ChatRenderer, messages: list[dict[str, str]]) -> Sample:
+    """Ids of the rendered chat (the template brings the BOS) with labels on tokens inside assistant spans."""
+    text, spans = assistant_spans(render, messages)
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = list(encoded["input_ids"])
+    labels = [IGNORE] * len(ids)
+    for index, (start, end) in enumerate(encoded["offset_mapping"]):
+        if end > start and any(lo <= start < hi for lo, hi in spans):
+            labels[index] = ids[index]
+    return Sample(ids, labels)
+
+
+def tokenize_split(tokenizer, render: ChatRenderer, conversations, max_seq_len: int, name: str) -> Split:
+    """Tokenize every conversation; too long or label-free ones are counted and skipped, never cut silently."""
+    split = Split([])
+    for row, messages in enumerate(conversations, 1):
+        try:
+            sample = tokenize_conversation(tokenizer, render, messages)
+        except UsageError as e:
+            raise UsageError(f"{name}: row {row}: {e}") from None
+        if len(sample.input_ids) > max_seq_len:
+            split.skipped_too_long += 1
+        elif sample.n_labels == 0:
+            split.skipped_no_labels += 1
+        else:
+            split.samples.append(sample)
+    if split.skipped_too_long:
+        split.warnings.append(
+            f"{name}: skipped {split.skipped_too_long} of {len(conversations)} samples longer than "
+            f"--max-seq-len {max_seq_len} tokens"
+        )
+    if split.skipped_no_labels:
+        split.warnings.append(f"{name}: skipped {split.skipped_no_labels} samples whose answers are empty")
+    if not split.samples:
+        raise UsageError(
+            f"{name}: none of the {len(conversations)} samples fits in --max-seq-len {max_seq_len} tokens "
+            "with a non-empty answer; raise --max-seq-len or shorten the samples."
+        )
+    return split
+
+
+def file_hash(*paths: Path | None) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        if path is not None:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,304 @@
+"""The LoRA training recipe, top to bottom: data, model, optimiser, the step, eval, checkpoints, outputs.
+
+No Trainer class: one function owns the loop, so what a step does can be read in one place.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from finch.errors import UsageError
+from finch.train.checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
+from finch.train.config import TrainConfig
+from finch.train.data import (
+    ChatRenderer,
+    Sample,
+    Split,
+    chat_renderer,
+    data_files,
+    file_hash,
+    read_rows,
+    tokenize_split,
+)
+from finch.train.loss import chunked_loss_sum
+from finch.train.packing import Batch, collate, pack
+from finch.train.run_dir import RunFiles, plot_loss, write_run_yaml
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps: int
+    train_loss: float | None
+    eval_loss: float | None
+    tokens_per_s: float
+    peak_rss_gb: float
+    log: list[dict] = field(default_factory=list)
+
+
+def epoch_batches(samples: list[Sample], config: TrainConfig, epoch: int, pad_id: int, shuffle: bool) -> list[Batch]:
+    """One epoch's micro-batches: a seeded shuffle of the samples (a pure function of seed and epoch, so a
+    resumed run sees the same order), `batch_size` samples per micro-batch, packed into as few rows as fit."""
+    order = list(range(len(samples)))
+    if shuffle:
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+        order = torch.randperm(len(samples), generator=generator).tolist()
+    size = config.batch_size
+    groups = [[samples[i] for i in order[at : at + size]] for at in range(0, len(order), size)]
+    return [collate(pack(group, config.max_seq_len), pad_id) for group in groups]
+
+
+def batch_stream(samples, config: TrainConfig, pad_id: int, state: TrainerState) -> Iterator[Batch]:
+    """Micro-batches from the data position in `state` on, epoch after epoch; advances the position as it goes."""
+    while True:
+        batches = epoch_batches(samples, config, state.epoch, pad_id, shuffle=True)
+        while state.batch_in_epoch < len(batches):
+            batch = batches[state.batch_in_epoch]
+            state.batch_in_epoch += 1
+            yield batch
+        state.epoch += 1
+        state.batch_in_epoch = 0
+
+
+def cosine_with_warmup(warmup: int, total: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def causal_lm_parts(model) -> tuple[torch.nn.Module, torch.Tensor, float | None]:
+    """(decoder stack, output-head weight, final logit soft-cap) of a causal LM, under a PEFT wrapper or not."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    softcap = getattr(inner.config, "final_logit_softcapping", None)
+    return inner.get_decoder(), inner.get_output_embeddings().weight, softcap
+
+
+def batch_loss_sum(decoder, head_weight, softcap, batch: Batch, device, chunk: int) -> tuple[torch.Tensor, int]:
+    # use_cache=False matters: with a cache, transformers skips the packed-sequence (block-diagonal) mask.
+    hidden = decoder(
+        input_ids=batch.input_ids.to(device), position_ids=batch.position_ids.to(device), use_cache=False
+    ).last_hidden_state
+    return chunked_loss_sum(hidden, batch.labels.to(device), head_weight, softcap, chunk)
+
+
+@torch.no_grad()
+def evaluate(model, batches: list[Batch], device, chunk: int) -> float:
+    decoder, head_weight, softcap = causal_lm_parts(model)
+    model.eval()
+    total, count = 0.0, 0
+    for batch in batches:
+        loss_sum, n = batch_loss_sum(decoder, head_weight, softcap, batch, device, chunk)
+        total, count = total + float(loss_sum), count + n
+    model.train()
+    return total / max(count, 1)
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def load_model(hf_dir: Path, config: TrainConfig, dtype: str, device: str):
+    """The base model in the profile's dtype with fresh LoRA adapters (seeded, so runs repeat)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=getattr(torch, dtype)).to(device)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    torch.manual_seed(config.seed)
+    lora = LoraConfig(
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=config.lora_targets,
+        task_type="CAUSAL_LM",
+    )
+    try:
+        return get_peft_model(model, lora)
+    except ValueError as e:
+        raise UsageError(f"--lora-targets {config.lora_targets}: {e}") from None
+
+
+@dataclass
+class TrainData:
+    tokenizer: object
+    render: ChatRenderer
+    train: Split
+    test: Split | None
+    train_file: Path
+    test_file: Path | None
+
+
+def load_data(config: TrainConfig, hf_dir: Path) -> TrainData:
+    """Rows rendered with the model's chat template, labels only on assistant turns, too-long samples skipped."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    assert config.data is not None
+    tokenizer = AutoTokenizer.from_pretrained(hf_dir)
+    render = chat_renderer(tokenizer, AutoConfig.from_pretrained(hf_dir).model_type)
+    train_file, test_file = data_files(config.data)
+    train_split = tokenize_split(tokenizer, render, read_rows(train_file), config.max_seq_len, str(train_file))
+    test_split = None
+    if test_file is not None:
+        test_split = tokenize_split(tokenizer, render, read_rows(test_file), config.max_seq_len, str(test_file))
+    return TrainData(tokenizer, render, train_split, test_split, train_file, test_file)
+
+
+def train(
+    config: TrainConfig,
+    data: TrainData,
+    hf_dir: Path,
+    base_model: str,
+    run_dir: Path,
+    resume: bool = False,
+    on_step: Callable[[dict], None] | None = None,
+    on_message: Callable[[str], None] = lambda message: None,
+) -> TrainResult:
+    """Train LoRA adapters on `hf_dir` and write the run directory; `resume` continues from its last checkpoint."""
+    from finch.system import system_info
+
+    profile = system_info().profile
+    dtype = profile.dtype if config.dtype == "auto" else config.dtype
+    device = profile.device
+    torch.manual_seed(config.seed)
+
+    tokenizer, render = data.tokenizer, data.render
+    train_split, test_split = data.train, data.test
+    train_file, test_file = data.train_file, data.test_file
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    for warning in train_split.warnings + (test_split.warnings if test_split else []):
+        on_message(f"warning: {warning}")
+    samples = train_split.samples
+    eval_batches = epoch_batches(test_split.samples, config, 0, pad_id, shuffle=False) if test_split else []
+
+    per_epoch = len(epoch_batches(samples, config, 0, pad_id, shuffle=True))
+    total_steps = config.max_steps or max(1, math.ceil(config.epochs * per_epoch / config.grad_accum))
+    warmup = int(config.warmup_ratio * total_steps)
+
+    files = RunFiles(run_dir)
+    lineage = {
+        "base_model": base_model,
+        "base_model_path": str(hf_dir),
+        "data_hash": file_hash(train_file, test_file),
+        "train_samples": len(samples),
+        "test_samples": len(test_split.samples) if test_split else 0,
+        "skipped_too_long": train_split.skipped_too_long,
+        "dtype": dtype,
+        "device": device,
+        "total_steps": total_steps,
+    }
+
+    model = load_model(hf_dir, config, dtype, device)
+    model.train()
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    optimizer = torch.optim.AdamW(trainable.values(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(warmup, total_steps))
+    state = TrainerState(step=0, epoch=0, batch_in_epoch=0)
+
+    if resume:
+        checkpoint = latest_checkpoint(run_dir)
+        if checkpoint is None:
+            raise UsageError(f"--resume {run_dir}: no checkpoint there yet; start the run again without --resume.")
+        saved = files.read_run_yaml()
+        if saved.get("data_hash") != lineage["data_hash"]:
+            raise UsageError(f"--resume {run_dir}: the data changed since the run started; resume needs the same data.")
+        state = load_checkpoint(checkpoint, model, optimizer, scheduler)
+        files.truncate_log(state.step)
+        on_message(f"resuming {run_dir} from step {state.step} of {total_steps}")
+    else:
+        files.start_log()
+    write_run_yaml(files, config, lineage, status="running")
+
+    decoder, head_weight, softcap = causal_lm_parts(model)
+    stream = batch_stream(samples, config, pad_id, state)
+    log = files.read_log()
+    last_eval = None
+    tokens_seen, train_seconds = 0, 0.0  # optimiser steps only: evals and checkpoints are not throughput
+    while state.step < total_steps:
+        step_started = time.monotonic()
+        micro_batches = [next(stream) for _ in range(config.grad_accum)]
+        # Mean over the step's labelled tokens, however they fall into micro-batches.
+        step_labels = sum(batch.n_labels for batch in micro_batches)
+        step_loss = 0.0
+        for batch in micro_batches:
+            loss_sum, _ = batch_loss_sum(decoder, head_weight, softcap, batch, device, config.loss_chunk_tokens)
+            (loss_sum / step_labels).backward()
+            step_loss += loss_sum.item() / step_labels
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable.values(), config.max_grad_norm))
+        lr = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        state.step += 1
+
+        step_seconds = time.monotonic() - step_started
+        step_tokens = sum(batch.n_tokens for batch in micro_batches)
+        tokens_seen, train_seconds = tokens_seen + step_tokens, train_seconds + step_seconds
+        record = {
+            "step": state.step,
+            "epoch": round(state.epoch + state.batch_in_epoch / max(per_epoch, 1), 4),
+            "loss": round(step_loss, 6),
+            "lr": lr,
+            "grad_norm": round(grad_norm, 6),
+            "tokens": step_tokens,
+            "tokens_per_s": round(step_tokens / max(step_seconds, 1e-9), 2),
+            "peak_rss_gb": round(peak_rss_gb(), 3),
+        }
+        if device == "cuda":
+            record["peak_gpu_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+        due_eval = config.eval_every and state.step % config.eval_every == 0
+        if eval_batches and (due_eval or state.step == total_steps):
+            last_eval = evaluate(model, eval_batches, device, config.loss_chunk_tokens)
+            record["eval_loss"] = round(last_eval, 6)
+            if state.best_eval_loss is None or last_eval < state.best_eval_loss:
+                state.best_eval_loss, state.evals_without_improvement = last_eval, 0
+            else:
+                state.evals_without_improvement += 1
+        log.append(record)
+        files.append_log(record)
+        if on_step:
+            on_step({**record, "total_steps": total_steps})
+        stop_early = (
+            config.early_stopping_patience and state.evals_without_improvement >= config.early_stopping_patience
+        )
+        if config.save_every and state.step % config.save_every == 0 and state.step < total_steps:
+            save_checkpoint(run_dir, state, trainable, optimizer, scheduler)
+        if stop_early:
+            patience = config.early_stopping_patience
+            on_message(f"early stop at step {state.step}: eval loss did not improve in {patience} evals")
+            break
+
+    model.save_pretrained(run_dir)
+    if not tokenizer.chat_template:
+        tokenizer.chat_template = render.template  # the run dir carries the format it was trained in
+    tokenizer.save_pretrained(run_dir)
+    plot_loss(log, run_dir / "loss.png")
+    result = TrainResult(
+        run_dir=run_dir,
+        steps=state.step,
+        train_loss=log[-1]["loss"] if log else None,
+        eval_loss=last_eval,
+        tokens_per_s=round(tokens_seen / max(train_seconds, 1e-9), 2),
+        peak_rss_gb=round(peak_rss_gb(), 3),
+        log=log,
+    )
+    outcome = {
+        "steps": result.steps,
+        "train_loss": result.train_loss,
+        "eval_loss": result.eval_loss,
+        "tokens_per_s": result.tokens_per_s,
+        "peak_rss_gb": result.peak_rss_gb,
+    }
+    write_run_yaml(files, config, lineage, status="finished", result=outcome)
+    return result

@@ -1,0 +1,91 @@
+"""From a config to a run: resolve the base model, pick the run directory, or find the run to resume."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from finch.errors import UsageError
+from finch.train.config import TrainConfig
+from finch.train.data import data_files
+from finch.train.dpo import read_preferences, train_dpo
+from finch.train.loop import TrainResult, load_data, train
+from finch.train.run_dir import RunFiles, resolved_config
+
+
+def base_reference(resolved, hf_dir: Path) -> str:
+    """What run.yaml records as the base: a built-in name or hub id (portable), else the absolute HF directory."""
+    return resolved.name if resolved.kind in ("builtin", "hub") else str(hf_dir)
+
+
+def find_run(resume: str, runs_dir: Path) -> Path:
+    """`--resume DIR`, or `--resume last` for the newest run in the runs folder."""
+    if resume == "last":
+        runs = sorted((p for p in runs_dir.glob("*") if (p / "run.yaml").is_file()), key=lambda p: p.stat().st_mtime)
+        if not runs:
+            raise UsageError(f"--resume last: no runs in {runs_dir} yet.")
+        return runs[-1]
+    path = Path(resume).expanduser().resolve()
+    if not (path / "run.yaml").is_file():
+        raise UsageError(f"--resume {resume}: not a run directory (no run.yaml there).")
+    return path
+
+
+def start_run(
+    config: TrainConfig,
+    models_dir: Path,
+    runs_dir: Path,
+    default_model: str,
+    resume: str | None = None,
+    on_step: Callable[[dict], None] | None = None,
+    on_message: Callable[[str], None] = lambda message: None,
+    on_start: Callable[[TrainConfig, Path], None] = lambda config, run_dir: None,
+) -> TrainResult:
+    from finch.models.prepare import prepare_model
+    from finch.models.resolve import resolve_model
+
+    if resume:
+        run_dir = find_run(resume, runs_dir)
+        config = resolved_config(run_dir)  # a resumed run keeps the settings it started with
+        saved = RunFiles(run_dir).read_run_yaml()
+        if saved.get("status") == "finished":
+            raise UsageError(f"--resume {resume}: that run already finished ({run_dir}).")
+    if config.data is None:
+        raise UsageError("--data is required: a dataset directory (train.jsonl, test.jsonl) or a JSONL file.")
+    data_files(config.data)  # bad paths fail now, not after the model is prepared
+    resolved = resolve_model(config.model or default_model, models_dir)
+    if resolved.kind == "adapter":
+        raise UsageError(f"--model {config.model}: is a trained adapter; training on top of one is not supported yet.")
+    hf_dir = prepare_model(resolved)
+    if config.method == "dpo":
+        if resume:
+            raise UsageError("--resume: DPO runs cannot be resumed yet; start the run again.")
+        train_file, test_file = data_files(config.data)
+        for path in (train_file, test_file):
+            if path is not None:
+                read_preferences(path)  # bad rows fail before a run directory exists
+        data = None
+    else:
+        data = load_data(config, hf_dir)  # bad rows fail before a run directory exists
+    config = config.model_copy(update={"model": config.model or default_model, "data": config.data.resolve()})
+    if not resume:
+        run_dir = config.output or runs_dir / f"{resolved.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir = run_dir.resolve()
+        if (run_dir / "run.yaml").exists():
+            raise UsageError(f"--output {run_dir}: already holds a run; pick another folder or --resume it.")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config = config.model_copy(update={"output": run_dir})
+    on_start(config, run_dir)
+    if config.method == "dpo":
+        return train_dpo(config, hf_dir, base_reference(resolved, hf_dir), run_dir, on_step=on_step)
+    return train(
+        config,
+        data,
+        hf_dir,
+        base_reference(resolved, hf_dir),
+        run_dir,
+        resume=bool(resume),
+        on_step=on_step,
+        on_message=on_message,
+    )

@@ -1,0 +1,106 @@
+"""Packed samples do not see each other, and the chunked head loss is the full-logits loss, values and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from finch.train.data import IGNORE, chat_renderer, tokenize_conversation
+from finch.train.loop import batch_loss_sum, causal_lm_parts
+from finch.train.loss import chunked_loss_sum, naive_loss_sum
+from finch.train.packing import collate, pack
+from tests.train.datasets import chat_rows
+
+
+@pytest.fixture(params=["gemma", "llama"])
+def model_and_samples(request, tiny_gemma3_dir, tiny_llama_dir):
+    folder = tiny_gemma3_dir if request.param == "gemma" else tiny_llama_dir
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    render = chat_renderer(tokenizer, model.config.model_type)
+    samples = [tokenize_conversation(tokenizer, render, row["messages"]) for row in chat_rows(6)]
+    return model, samples
+
+
+def test_pack_fills_rows_in_order_without_splitting_samples(model_and_samples):
+    _, samples = model_and_samples
+    longest = max(len(s.input_ids) for s in samples)
+    rows = pack(samples, longest * 2)
+    assert [s for row in rows for s in row] == samples
+    assert all(sum(len(s.input_ids) for s in row) <= longest * 2 for row in rows)
+    assert len(rows) < len(samples)
+
+
+def test_packed_rows_match_separate_runs(model_and_samples):
+    """Logits of each sample inside a packed, padded batch equal the logits of that sample run on its own."""
+    model, samples = model_and_samples
+    rows = [samples[:3], samples[3:4]]  # the second row is padded to the first's length
+    batch = collate(rows, pad_id=0)
+    assert batch.n_tokens == sum(len(s.input_ids) for s in samples[:4])
+    with torch.no_grad():
+        packed = model(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False).logits
+        for r, row in enumerate(rows):
+            at = 0
+            for sample in row:
+                n = len(sample.input_ids)
+                alone = model(input_ids=torch.tensor([sample.input_ids])).logits[0]
+                torch.testing.assert_close(packed[r, at : at + n], alone, atol=1e-4, rtol=1e-4)
+                at += n
+    # Padding and each sample's first token carry no label, so no loss crosses a sample boundary.
+    assert (batch.labels[~batch.real] == IGNORE).all()
+    starts = torch.nonzero(batch.position_ids == 0)
+    assert all(batch.labels[r, t] == IGNORE for r, t in starts.tolist())
+
+
+def test_attention_really_crosses_without_the_position_reset(model_and_samples):
+    """The check above can fail: without restarting positions the later samples' logits change."""
+    model, samples = model_and_samples
+    batch = collate([samples[:2]], pad_id=0)
+    n0, n1 = (len(s.input_ids) for s in samples[:2])
+    with torch.no_grad():
+        joined = model(input_ids=batch.input_ids, use_cache=False).logits[0, n0 : n0 + n1]
+        alone = model(input_ids=torch.tensor([samples[1].input_ids])).logits[0]
+    assert not torch.allclose(joined, alone, atol=1e-3)
+
+
+@pytest.mark.parametrize("softcap", [None, 5.0])
+@pytest.mark.parametrize("chunk", [1, 7, 4096])
+def test_chunked_loss_equals_full_logits_loss(model_and_samples, softcap, chunk):
+    model, samples = model_and_samples
+    batch = collate(pack(samples, 96), pad_id=0)
+    model.config.final_logit_softcapping = softcap
+
+    def run(chunked: bool):
+        model.zero_grad(set_to_none=True)
+        decoder, head, cap = causal_lm_parts(model)
+        head.requires_grad_(True)
+        if chunked:
+            loss, n = batch_loss_sum(decoder, head, cap, batch, "cpu", chunk)
+        elif softcap is None:  # the model's own forward: full logits
+            logits = model(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False).logits
+            loss, n = naive_loss_sum(logits, batch.labels)
+        else:  # not every architecture soft-caps in its forward: cap full logits by hand
+            hidden = decoder(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False)[0]
+            logits = softcap * torch.tanh(hidden @ head.T / softcap)
+            loss, n = naive_loss_sum(logits, batch.labels)
+        (loss / n).backward()
+        grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+        return loss.item(), n, grads
+
+    try:
+        loss_c, n_c, grads_c = run(True)
+        loss_n, n_n, grads_n = run(False)
+    finally:
+        model.config.final_logit_softcapping = None
+    assert n_c == n_n == batch.n_labels > 0
+    assert loss_c == pytest.approx(loss_n, rel=1e-5)
+    assert grads_c.keys() == grads_n.keys() and len(grads_c) > 5
+    for name in grads_n:
+        torch.testing.assert_close(grads_c[name], grads_n[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_no_labels_gives_zero_loss():
+    hidden = torch.randn(1, 5, 4, requires_grad=True)
+    loss, n = chunked_loss_sum(hidden, torch.full((1, 5), IGNORE), torch.randn(10, 4))
+    assert n == 0 and loss.item() == 0.0

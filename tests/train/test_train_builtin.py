@@ -1,0 +1,47 @@
+"""The built-in Gemma 3 270M learns a made-up fact in 20 LoRA steps, and the adapter works in plain PEFT."""
+
+from __future__ import annotations
+
+import pytest
+
+from finch.train import TrainConfig
+from finch.train.runs import start_run
+from tests.train.datasets import FACTS, write_jsonl
+
+pytestmark = pytest.mark.slow
+
+
+def test_twenty_steps_teach_a_fact(tmp_path):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from finch.inference import GenerationParams, load_backend
+
+    rows = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in FACTS]
+    write_jsonl(tmp_path / "data" / "train.jsonl", rows)
+    models = tmp_path / "models"
+    config = TrainConfig(data=tmp_path / "data", output=tmp_path / "run", max_steps=20, lr=1e-3, save_every=0)
+    result = start_run(config, models, tmp_path / "runs", "gemma-3-270m")
+    assert result.steps == 20 and result.train_loss < 0.3 * result.log[0]["loss"]
+
+    backend = load_backend(str(result.run_dir), models)
+    answers = [
+        backend.chat([[{"role": "user", "content": q}]], GenerationParams(temperature=0, max_tokens=24))[0][0].text
+        for q, _ in FACTS
+    ]
+    backend.close()
+    learned = [a for (_, fact), a in zip(FACTS, answers) if fact.rstrip(".") in a]
+    assert learned, answers
+
+    base_dir = models / "gemma-3-270m"
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).eval()
+    ids = tokenizer.apply_chat_template(
+        [{"role": "user", "content": FACTS[0][0]}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )["input_ids"]
+    with torch.no_grad():
+        before = base.generate(ids, max_new_tokens=12, do_sample=False)
+        tuned = PeftModel.from_pretrained(base, result.run_dir).eval()
+        after = tuned.generate(input_ids=ids, max_new_tokens=12, do_sample=False)
+    assert before.tolist() != after.tolist()
