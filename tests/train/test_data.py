@@ -32,7 +32,7 @@ def test_labels_cover_exactly_the_assistant_turns(tokenizer_and_turn_end):
 
     # Expected labels from an independent route: token counts of the rendered prefixes.
     def count(messages, generation_prompt=False):
-        text = render(messages, add_generation_prompt=generation_prompt)
+        text = render.render(messages, add_generation_prompt=generation_prompt)
         return len(tokenizer(text, add_special_tokens=False).input_ids)
 
     expected = [IGNORE] * len(sample.input_ids)

@@ -11,7 +11,7 @@ from tests.train.datasets import FACTS, write_jsonl
 pytestmark = pytest.mark.slow
 
 
-def test_twenty_steps_teach_a_fact(tmp_path):
+def test_twenty_steps_teach_a_fact(tmp_path, builtin_home):
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -20,7 +20,7 @@ def test_twenty_steps_teach_a_fact(tmp_path):
 
     rows = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in FACTS]
     write_jsonl(tmp_path / "data" / "train.jsonl", rows)
-    models = tmp_path / "models"
+    models = builtin_home["models_dir"]  # the session's prepared built-in model
     config = TrainConfig(data=tmp_path / "data", output=tmp_path / "run", max_steps=20, lr=1e-3, save_every=0)
     result = start_run(config, models, tmp_path / "runs", "gemma-3-270m")
     assert result.steps == 20 and result.train_loss < 0.3 * result.log[0]["loss"]
@@ -45,3 +45,20 @@ def test_twenty_steps_teach_a_fact(tmp_path):
         tuned = PeftModel.from_pretrained(base, result.run_dir).eval()
         after = tuned.generate(input_ids=ids, max_new_tokens=12, do_sample=False)
     assert before.tolist() != after.tolist()
+
+    # The q4_k_m export of the taught model answers through llama.cpp's chat completion and stops at end of turn.
+    from finch.export import export_model
+    from finch.models.resolve import resolve_model
+
+    gguf = export_model(resolve_model(str(result.run_dir), models), "gguf", "q4_k_m", output=tmp_path / "gguf").path
+    exported = load_backend(str(gguf), models, ctx=512)
+    try:
+        replies = [
+            exported.chat([[{"role": "user", "content": q}]], GenerationParams(temperature=0, max_tokens=48))[0][0]
+            for q, _ in FACTS
+        ]
+    finally:
+        exported.close()
+    known = [r for (_, fact), r in zip(FACTS, replies) if fact.rstrip(".") in r.text]
+    assert known, [r.text for r in replies]
+    assert all(r.finish_reason == "stop" for r in known), [(r.text, r.finish_reason) for r in known]

@@ -76,12 +76,37 @@ def quickstart(
     out.rule("[bold]6. a first training run")
     run_dir = quick_train(report, ref, settings)
 
+    out.rule("[bold]7. export for llama.cpp and Ollama")
+    gguf = quick_export(run_dir, report, settings)
+
     out.rule("[bold]next")
     out.print(
-        f"The run directory {run_dir} is a model reference: `finch chat --model {run_dir}`. "
+        f"The run directory {run_dir} and the export {gguf} are model references: `finch chat --model {gguf}`. "
         "Next: `finch data generate --teacher URL` with a strong teacher for real training data, `finch train` on "
-        "it, `finch evaluate` against the base, and `finch export` for llama.cpp and Ollama."
+        "it, and `finch evaluate` against the base."
     )
+
+
+def quick_export(run_dir: Path, report, settings) -> Path:
+    """The run as a q4_k_m GGUF with its Ollama Modelfile, and the first seed question asked of it via llama.cpp."""
+    from finch.cli.common import human_bytes
+    from finch.export import export_model
+    from finch.inference import GenerationParams, load_backend
+    from finch.models.resolve import resolve_model
+    from finch.train.seed_data import seed_rows
+
+    models_dir = settings.path("models_dir")
+    result = export_model(resolve_model(str(run_dir), models_dir), "gguf", "q4_k_m")
+    out.print(f"wrote {result.path} ({human_bytes(result.path.stat().st_size)}) and its Modelfile")
+    question = seed_rows(report)[0]["messages"][:1]
+    backend = load_backend(str(result.path), models_dir, ctx=1024)
+    try:
+        [[answer]] = backend.chat([question], GenerationParams(temperature=0, max_tokens=64))
+    finally:
+        backend.close()
+    out.print(f"[bold]user:[/] {question[0]['content']}\n[bold]q4_k_m (llama-cpp):[/] ", end="")
+    out.print(f"{answer.text.strip() or '(empty)'}  [finish: {answer.finish_reason}]", markup=False)
+    return result.path
 
 
 def quick_train(report, ref: str, settings) -> Path:

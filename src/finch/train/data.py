@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from finch.errors import UsageError
-from finch.inference.chat_template import render_chat
+from finch.inference.base import PromptFormat
 
 IGNORE = -100
 ROLES = ("system", "user", "assistant")
@@ -87,46 +87,31 @@ def _check_row(row: object, where: str) -> list[dict[str, str]]:
     return checked
 
 
-@dataclass(frozen=True)
-class ChatRenderer:
-    template: str
-    bos_token: str
-    eos_token: str
-
-    def __call__(self, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
-        return render_chat(
-            self.template,
-            messages,
-            bos_token=self.bos_token,
-            eos_token=self.eos_token,
-            add_generation_prompt=add_generation_prompt,
-        )
-
-
-def chat_renderer(tokenizer, model_type: str) -> ChatRenderer:
+def chat_renderer(tokenizer, model_type: str) -> PromptFormat:
     """The tokenizer's chat template, or the family's native turn format for base models without one."""
     from finch.models.chat_format import native_chat_format
 
     template = tokenizer.chat_template or native_chat_format(model_type, tokenizer.get_vocab()).template
-    return ChatRenderer(template, tokenizer.bos_token or "", tokenizer.eos_token or "")
+    return PromptFormat(template, tokenizer.bos_token or "", tokenizer.eos_token or "")
 
 
-def assistant_spans(render: ChatRenderer, messages: list[dict[str, str]]) -> tuple[str, list[tuple[int, int]]]:
+def assistant_spans(render: PromptFormat, messages: list[dict[str, str]]) -> tuple[str, list[tuple[int, int]]]:
     """The rendered text and the character ranges of its assistant turns (after each turn's header)."""
-    text = render(messages)
+    text = render.render(messages, add_generation_prompt=False)
     spans = []
     for i, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        start = len(render(messages[:i], add_generation_prompt=True))
-        end = len(render(messages[: i + 1]))
-        if not text.startswith(render(messages[: i + 1])) or start > end:
+        start = len(render.render(messages[:i], add_generation_prompt=True))
+        turn = render.render(messages[: i + 1], add_generation_prompt=False)
+        end = len(turn)
+        if not text.startswith(turn) or start > end:
             raise UsageError("the chat template does not render conversations incrementally; finch cannot mask it.")
         spans.append((start, end))
     return text, spans
 
 
-def tokenize_conversation(tokenizer, render: ChatRenderer, messages: list[dict[str, str]]) -> Sample:
+def tokenize_conversation(tokenizer, render: PromptFormat, messages: list[dict[str, str]]) -> Sample:
     """Ids of the rendered chat (the template brings the BOS) with labels on tokens inside assistant spans."""
     text, spans = assistant_spans(render, messages)
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
@@ -138,7 +123,7 @@ def tokenize_conversation(tokenizer, render: ChatRenderer, messages: list[dict[s
     return Sample(ids, labels)
 
 
-def tokenize_split(tokenizer, render: ChatRenderer, conversations, max_seq_len: int, name: str) -> Split:
+def tokenize_split(tokenizer, render: PromptFormat, conversations, max_seq_len: int, name: str) -> Split:
     """Tokenize every conversation; too long or label-free ones are counted and skipped, never cut silently."""
     split = Split([])
     for row, messages in enumerate(conversations, 1):

@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 
 from finch.errors import UsageError
+from finch.inference.base import PromptFormat
 from finch.train.checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
 from finch.train.config import TrainConfig
 from finch.train.data import (
-    ChatRenderer,
     Sample,
     Split,
     chat_renderer,
@@ -133,7 +133,7 @@ def load_model(hf_dir: Path, config: TrainConfig, dtype: str, device: str):
 @dataclass
 class TrainData:
     tokenizer: object
-    render: ChatRenderer
+    render: PromptFormat
     train: Split
     test: Split | None
     train_file: Path
