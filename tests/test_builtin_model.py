@@ -63,7 +63,7 @@ def test_model_list_and_quickstart_reuse_the_cache(builtin):
     assert report["complete"] and [leaf["status"] for leaf in report["leaves"]] == ["complete"] * 3
     assert report["test"] == 33
     assert "trained 12 steps" in result.stdout and "after:" in result.stdout
-    assert "q4_k_m (llama-cpp):" in result.stdout and list((builtin["home"] / "runs").glob("*/exports/*/Modelfile"))
+    assert "q8_0 GGUF (llama-cpp):" in result.stdout and list((builtin["home"] / "runs").glob("*/exports/*/Modelfile"))
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,12 @@ class TransformersBackend:
     def __init__(self, hf_dir: Path, adapter: Path | None = None, dtype: str | None = None, batch_size: int = 8):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
         from finch.models.chat_format import native_chat_format
         from finch.system import system_info
 
+        hf_logging.disable_progress_bar()  # a per-load "Loading weights" bar is noise between finch's own output
         dtype = dtype or system_info().profile.dtype
         self.tokenizer = AutoTokenizer.from_pretrained(hf_dir)
         self.tokenizer.padding_side = "left"
