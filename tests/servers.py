@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -12,6 +13,16 @@ from contextlib import contextmanager
 import httpx
 
 from tests.conftest import REPO
+
+
+def send_json(handler, status: int, body: dict) -> None:
+    """Answer a stub server's request with a JSON body, as an OpenAI-compatible server does."""
+    payload = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(payload)))
+    handler.end_headers()
+    handler.wfile.write(payload)
 
 
 def free_port() -> int:

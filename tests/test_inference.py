@@ -13,6 +13,7 @@ from finch.errors import FinchError, UsageError
 from finch.inference import GenerationParams, load_backend
 from finch.inference.base import chat_prompt_ids
 from finch.inference.http_backend import HttpBackend
+from tests.servers import send_json
 
 MESSAGES = [
     {"role": "system", "content": "You answer briefly."},
@@ -157,12 +158,7 @@ class ScriptedHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", 0))
         self.server.requests.append((self.path, json.loads(self.rfile.read(length)), self.headers.get("Authorization")))
         status, body = self.server.script.pop(0)
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        send_json(self, status, body)
 
     def log_message(self, *args):
         pass

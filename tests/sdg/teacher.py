@@ -23,6 +23,8 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.servers import send_json
+
 KINDS = ("good", "offtopic", "garbled", "seeddup", "short", "wrong", "long")
 WORDS = [
     "amber",
@@ -198,12 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: ScriptedTeacher
 
     def _send(self, status: int, body: dict) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        send_json(self, status, body)
 
     def do_GET(self):  # noqa: N802
         self._send(200, {"object": "list", "data": [{"id": "scripted-teacher", "object": "model"}]})
