@@ -56,6 +56,19 @@ class TrainConfig(BaseModel):
         return self
 
 
+def lora_config(config: TrainConfig):
+    """The PEFT LoRA settings of a run, shared by the SFT loop and DPO."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=config.lora_targets,
+        task_type="CAUSAL_LM",
+    )
+
+
 def _error(e: ValidationError, where: str) -> UsageError:
     err = e.errors()[0]
     key = ".".join(str(part) for part in err["loc"]) or "config"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from finch.errors import FinchError, UsageError
-from finch.train.config import TrainConfig
+from finch.train.config import TrainConfig, lora_config
 from finch.train.data import ROLES, chat_renderer, data_files, file_hash
 from finch.train.loop import TrainResult, peak_rss_gb
 from finch.train.run_dir import RunFiles, plot_loss, write_run_yaml
@@ -69,7 +69,6 @@ def train_dpo(
         raise FinchError("--method dpo needs TRL: pip install 'finch[bench]' (or pip install trl).") from None
     import torch
     from datasets import Dataset
-    from peft import LoraConfig
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
     from finch.system import system_info
@@ -141,13 +140,7 @@ def train_dpo(
         train_dataset=Dataset.from_list(train_rows),
         eval_dataset=Dataset.from_list(test_rows) if test_rows else None,
         processing_class=tokenizer,
-        peft_config=LoraConfig(
-            r=config.lora_rank,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout,
-            target_modules=config.lora_targets,
-            task_type="CAUSAL_LM",
-        ),
+        peft_config=lora_config(config),
         callbacks=[LogSteps()],
     )
     trainer.train()

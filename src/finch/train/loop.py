@@ -17,7 +17,7 @@ import torch
 from finch.errors import UsageError
 from finch.inference.base import PromptFormat
 from finch.train.checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
-from finch.train.config import TrainConfig
+from finch.train.config import TrainConfig, lora_config
 from finch.train.data import (
     Sample,
     Split,
@@ -110,20 +110,14 @@ def peak_rss_gb() -> float:
 
 def load_model(hf_dir: Path, config: TrainConfig, dtype: str, device: str):
     """The base model in the profile's dtype with fresh LoRA adapters (seeded, so runs repeat)."""
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=getattr(torch, dtype)).to(device)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     torch.manual_seed(config.seed)
-    lora = LoraConfig(
-        r=config.lora_rank,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=config.lora_targets,
-        task_type="CAUSAL_LM",
-    )
+    lora = lora_config(config)
     try:
         return get_peft_model(model, lora)
     except ValueError as e:
