@@ -63,6 +63,14 @@ def tiny_llama_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_qwen2_dir(tmp_path_factory) -> Path:
+    """A tiny random Qwen2 HF directory (q/k/v biases, tied embeddings) with a small Qwen2 style tokenizer."""
+    from tests.tiny_models import write_tiny_qwen2
+
+    return write_tiny_qwen2(tmp_path_factory.mktemp("tiny-qwen2"))
+
+
+@pytest.fixture(scope="session")
 def tiny_gemma3_gguf(tiny_gemma3_dir, tmp_path_factory) -> Path:
     """tiny_gemma3_dir exported to an f16 GGUF by finch's own writer."""
     from finch.export import write_gguf

@@ -19,7 +19,7 @@ PASSAGE = (
 CHAT = [{"role": "user", "content": "What does it measure?"}, {"role": "assistant", "content": "Wind and rain."}]
 
 
-@pytest.fixture(scope="module", params=["llama", "gemma3"])
+@pytest.fixture(scope="module", params=["llama", "gemma3", "qwen2"])
 def run(request, tmp_path_factory):
     base = request.getfixturevalue(f"tiny_{request.param}_dir")
     return write_tiny_lora(base, tmp_path_factory.mktemp(f"run-{request.param}") / "run")

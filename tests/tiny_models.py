@@ -1,9 +1,10 @@
-"""Tiny randomly initialised Gemma 3 and Llama models with small real tokenizers, built in well under a second.
+"""Tiny randomly initialised Gemma 3, Llama and Qwen2 models with small real tokenizers, built in well under a second.
 
 They have the real architectures, tokenizer algorithms, special tokens and chat formats of finch's model families,
 so tests exercise the same code paths as the 270M model (training, merging, GGUF export, llama.cpp) in seconds.
 The tokenizers are trained at build time on CORPUS: Gemma's with SentencePiece (BPE with byte fallback, the way
-Gemma's own was made), Llama's with the tokenizers library (byte-level BPE with Llama 3's pre-tokenizer regex).
+Gemma's own was made), Llama's and Qwen2's with the tokenizers library (byte-level BPE with each family's
+pre-tokenizer regex).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import io
 import json
 from pathlib import Path
 
-from finch.export.gguf_writer import LLAMA3_PRETOKENIZER_REGEX
-from finch.models.chat_format import GEMMA_TEMPLATE, LLAMA3_TEMPLATE
+from finch.export.gguf_writer import LLAMA3_PRETOKENIZER_REGEX, QWEN2_PRETOKENIZER_REGEX
+from finch.models.chat_format import CHATML_TEMPLATE, GEMMA_TEMPLATE, LLAMA3_TEMPLATE
 
 CORPUS = """\
 The quick brown fox jumps over the lazy dog. A small model learns from a small set of questions and answers.
@@ -40,6 +41,7 @@ LLAMA3_SPECIAL_TOKENS = [
     "<|end_header_id|>",
     "<|eot_id|>",
 ]
+QWEN2_SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 HIDDEN_SIZE = 64
 
 
@@ -93,15 +95,15 @@ def train_gemma_tokenizer(vocab_size: int = 640):
     return tokenizer
 
 
-def train_llama3_tokenizer(vocab_size: int = 640):
-    """A Llama 3 style tokenizer: byte-level BPE with Llama 3's pre-tokenizer and header/turn special tokens."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+def train_byte_level_tokenizer(regex: str, special_tokens: list[str], vocab_size: int = 640):
+    """Byte-level BPE with a family's pre-tokenizer regex; whole words in the vocab skip the merges (as Llama 3 and
+    Qwen2 do), special tokens come after the trained vocabulary."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
     def pre_tokenizer():
         return pre_tokenizers.Sequence(
             [
-                pre_tokenizers.Split(Regex(LLAMA3_PRETOKENIZER_REGEX), behavior="isolated"),
+                pre_tokenizers.Split(Regex(regex), behavior="isolated"),
                 pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
             ]
         )
@@ -109,17 +111,24 @@ def train_llama3_tokenizer(vocab_size: int = 640):
     trained = Tokenizer(models.BPE())
     trained.pre_tokenizer = pre_tokenizer()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size - len(LLAMA3_SPECIAL_TOKENS),
+        vocab_size=vocab_size - len(special_tokens),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     trained.train_from_iterator(CORPUS.splitlines(), trainer)
-    # Rebuild with Llama 3's settings: whole words in the vocab skip the merges, specials come after the vocab.
-    vocab, merges = trained.get_vocab(), _merges(trained)
-    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, ignore_merges=True))
+    tokenizer = Tokenizer(models.BPE(vocab=trained.get_vocab(), merges=_merges(trained), ignore_merges=True))
     tokenizer.pre_tokenizer = pre_tokenizer()
     tokenizer.decoder = decoders.ByteLevel()
-    tokenizer.add_special_tokens(LLAMA3_SPECIAL_TOKENS)
+    tokenizer.add_special_tokens(special_tokens)
+    return tokenizer
+
+
+def train_llama3_tokenizer(vocab_size: int = 640):
+    """A Llama 3 style tokenizer: byte-level BPE with Llama 3's pre-tokenizer and header/turn special tokens."""
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = train_byte_level_tokenizer(LLAMA3_PRETOKENIZER_REGEX, LLAMA3_SPECIAL_TOKENS, vocab_size)
     bos = "<|begin_of_text|>"
     tokenizer.post_processor = processors.Sequence(
         [
@@ -131,6 +140,19 @@ def train_llama3_tokenizer(vocab_size: int = 640):
     )
     hf = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=bos, eos_token="<|end_of_text|>")
     hf.chat_template = LLAMA3_TEMPLATE
+    return hf
+
+
+def train_qwen2_tokenizer(vocab_size: int = 640):
+    """A Qwen2 style tokenizer: byte-level BPE with Qwen2's pre-tokenizer (single digits), no BOS, ChatML turns."""
+    from tokenizers import normalizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = train_byte_level_tokenizer(QWEN2_PRETOKENIZER_REGEX, QWEN2_SPECIAL_TOKENS, vocab_size)
+    tokenizer.normalizer = normalizers.NFC()
+    tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
+    hf = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    hf.chat_template = CHATML_TEMPLATE
     return hf
 
 
@@ -196,6 +218,26 @@ def tiny_llama_config(vocab_size: int, bos_token_id: int, eos_token_id: int):
     )
 
 
+def tiny_qwen2_config(vocab_size: int, eos_token_id: int, pad_token_id: int):
+    from transformers import Qwen2Config
+
+    return Qwen2Config(
+        vocab_size=vocab_size,
+        hidden_size=HIDDEN_SIZE,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
+        max_position_embeddings=512,
+        rms_norm_eps=1e-6,
+        eos_token_id=eos_token_id,
+        pad_token_id=pad_token_id,
+        bos_token_id=None,
+        tie_word_embeddings=True,  # as the small Qwen2/2.5 models; q/k/v carry biases, which the export must keep
+    )
+
+
 def random_model(config, seed: int):
     """A model with seeded weights large enough that its logits differ clearly between tokens and positions."""
     import torch
@@ -206,7 +248,9 @@ def random_model(config, seed: int):
     gemma = config.model_type.startswith("gemma")
     with torch.no_grad():
         for name, param in model.named_parameters():
-            if name.endswith("norm.weight"):
+            if name.endswith(".bias"):
+                param.normal_(0.0, 0.5)  # Qwen2's q/k/v biases: non-zero, so a dropped bias shows
+            elif name.endswith("norm.weight"):
                 # Gemma's norms scale by (1 + w), Llama's by w: jitter around a unit gain either way.
                 param.normal_(0.0 if gemma else 1.0, 0.1)
             elif "embed_tokens" in name or "lm_head" in name:
@@ -242,6 +286,12 @@ def write_tiny_llama(out_dir: Path, seed: int = 0) -> Path:
     config = tiny_llama_config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
     model = random_model(config, seed)
     return save_tiny_model(model, tokenizer, Path(out_dir), end_of_turn="<|eot_id|>")
+
+
+def write_tiny_qwen2(out_dir: Path, seed: int = 0) -> Path:
+    tokenizer = train_qwen2_tokenizer()
+    model = random_model(tiny_qwen2_config(len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id), seed)
+    return save_tiny_model(model, tokenizer, Path(out_dir), end_of_turn="<|im_end|>")
 
 
 def write_tiny_lora(base_dir: Path, run_dir: Path, seed: int = 0, targets=("q_proj", "k_proj", "v_proj", "down_proj")):

@@ -1,6 +1,6 @@
 """Write an HF model directory (config.json, safetensors, tokenizer) as a GGUF file that llama.cpp runs.
 
-Follows the conventions of llama.cpp's convert_hf_to_gguf.py for the families finch fine-tunes (Gemma 3, Llama),
+Follows the conventions of llama.cpp's convert_hf_to_gguf.py for the families finch fine-tunes (Gemma 3, Llama, Qwen2),
 written out here so an export needs no llama.cpp checkout and fails with a clear message on anything else.
 """
 
@@ -19,7 +19,7 @@ import numpy as np
 from finch.errors import UsageError
 
 # HF model_type -> llama.cpp architecture.
-SUPPORTED_MODEL_TYPES = {"gemma3_text": "gemma3", "gemma3": "gemma3", "llama": "llama"}
+SUPPORTED_MODEL_TYPES = {"gemma3_text": "gemma3", "gemma3": "gemma3", "llama": "llama", "qwen2": "qwen2"}
 GGUF_DTYPES = ("f32", "f16", "bf16", "q8_0")
 
 # Tokens that end a chat turn, written as tokenizer.ggml.eot_token_id so llama.cpp stops there.
@@ -30,7 +30,11 @@ LLAMA3_PRETOKENIZER_REGEX = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
     r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
-KNOWN_PRETOKENIZERS = {LLAMA3_PRETOKENIZER_REGEX: "llama-bpe"}
+QWEN2_PRETOKENIZER_REGEX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+KNOWN_PRETOKENIZERS = {LLAMA3_PRETOKENIZER_REGEX: "llama-bpe", QWEN2_PRETOKENIZER_REGEX: "qwen2"}
 
 
 @dataclass
@@ -66,7 +70,7 @@ def write_gguf(hf_dir: Path, out_path: Path, dtype: str = "f16") -> Path:
         if arch == "gemma3":
             _add_gemma3_metadata(writer, config)
         else:
-            _add_llama_metadata(writer, config)
+            _add_llama_metadata(writer, config, arch)
         _add_tokenizer_metadata(writer, tokenizer, vocab)
         for name, data in _gguf_tensors(hf_dir, arch, config):
             _add_tensor(writer, name, data, dtype)
@@ -204,9 +208,12 @@ def _add_gemma3_metadata(writer, config: dict) -> None:
     writer.add_sliding_window_pattern(sliding_layers)
 
 
-def _add_llama_metadata(writer, config: dict) -> None:
+def _add_llama_metadata(writer, config: dict, arch: str) -> None:
+    """Llama and Qwen2 share llama.cpp's hyperparameters; Qwen2 adds q/k/v biases (plain tensors) and no permute."""
     import gguf
 
+    if config.get("use_sliding_window"):
+        raise UsageError("config.json: use_sliding_window=true is not supported by llama.cpp's Qwen2; not exported.")
     head_dim = _head_dim(config)
     _add_shared_metadata(writer, config)
     writer.add_vocab_size(config["vocab_size"])
@@ -219,8 +226,9 @@ def _add_llama_metadata(writer, config: dict) -> None:
     if rope["rope_type"] == "linear":
         writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
         writer.add_rope_scaling_factor(rope["factor"])
-    elif rope["rope_type"] not in ("default", "llama3"):  # llama3 scaling travels as the rope_freqs tensor
-        raise UsageError(f"config.json: Llama rope_type {rope['rope_type']!r} is not supported for GGUF export.")
+    elif rope["rope_type"] != "default" and not (arch == "llama" and rope["rope_type"] == "llama3"):
+        # (llama3 scaling travels as the rope_freqs tensor)
+        raise UsageError(f"config.json: {arch} rope_type {rope['rope_type']!r} is not supported for GGUF export.")
 
 
 # --- tokenizer ------------------------------------------------------------------------------------------------
