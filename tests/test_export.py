@@ -108,6 +108,67 @@ def test_q4_k_m_loads_and_answers(run, models_dir, tmp_path):
         assert answer.completion_tokens >= 1
     finally:
         backend.close()
+    # A base that was never quantized keeps its fine-tune through rounding: nothing needs a finer type.
+    assert result.notes and "moved" not in result.notes[0], result.notes
+
+
+def on_q5_0_grid(model_dir, out_dir):
+    """A copy of a tiny model whose matrices sit on llama.cpp's Q5_0 grid, as the built-in model's (dequantized from
+    its Q4_K_M GGUF, where 640-wide rows fall back to Q5_0) do."""
+    import shutil
+
+    import gguf
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(model_dir, out_dir)
+    weights = load_file(out_dir / "model.safetensors")
+    for name, tensor in weights.items():
+        if tensor.ndim == 2 and "layers." in name:
+            grid = gguf.quants.quantize(tensor.float().numpy(), gguf.GGMLQuantizationType.Q5_0)
+            dequantized = gguf.quants.dequantize(grid, gguf.GGMLQuantizationType.Q5_0).reshape(tensor.shape)
+            weights[name] = tensor.new_tensor(dequantized)
+    save_file(weights, out_dir / "model.safetensors", metadata={"format": "pt"})
+    return out_dir
+
+
+def test_q4_k_m_keeps_the_fine_tune_of_an_already_quantized_base(tiny_gemma3_dir, models_dir, tmp_path):
+    """Re-quantizing a fine-tune of an on-grid base to the same grid rounds the change away (the premise, checked);
+    finch's export measures that and writes those tensors finer, so the GGUF computes the tuned model again."""
+    from transformers import AutoTokenizer
+
+    from finch.export import write_gguf
+    from finch.export.gguf_writer import gguf_tensor_sources, read_text_config
+    from finch.export.merge import merge_adapter
+    from finch.export.quantize import _tensor_layout, kept_shares, quantize_gguf
+
+    base = on_q5_0_grid(tiny_gemma3_dir, tmp_path / "base")
+    run = write_tiny_lora(base, tmp_path / "run", scale=0.01)  # a small change, as a short fine-tune makes
+    model = resolve_model(str(run), models_dir)
+    merged = merge_adapter(model, base, tmp_path / "merged")
+    config = read_text_config(base)
+    base_tensors, tuned_tensors = (gguf_tensor_sources(d, "gemma3", config) for d in (base, merged))
+    changed = [n for n in tuned_tensors if n.endswith(("attn_q.weight", "attn_k.weight", "ffn_down.weight"))]
+    f16 = write_gguf(merged, tmp_path / "merged-f16.gguf", dtype="f16")
+    plain = quantize_gguf(f16, tmp_path / "plain-q4_k_m.gguf", "q4_k_m")
+    same_grid = [n for n, t in _tensor_layout(plain)[0].items() if n in changed and t == "Q5_0"]
+    assert len(same_grid) >= 4 and max(kept_shares(plain, same_grid, base_tensors, tuned_tensors).values()) < 0.5
+
+    result = export_model(model, "gguf", "q4_k_m", output=tmp_path / "export")
+    kept = kept_shares(result.path, changed, base_tensors, tuned_tensors)
+    assert min(kept.values()) >= 0.5, kept
+    assert "moved to finer types" in result.notes[0]
+    assert result.notes[0] in (tmp_path / "export" / "README.md").read_text()
+    # The same measure on what llama.cpp computes: the share of the fine-tune's change to the logits each GGUF keeps
+    # (fresh rounding noise averages out of a projection; a change rounded away does not).
+    ids = AutoTokenizer.from_pretrained(merged)(PASSAGE).input_ids
+    untuned = llama_logits(write_gguf(base, tmp_path / "base-f16.gguf", dtype="f16"), ids)[0]
+    change = llama_logits(f16, ids)[0] - untuned
+
+    def share_kept(gguf):
+        return float(((llama_logits(gguf, ids)[0] - untuned) * change).sum() / (change**2).sum())
+
+    rounded_away, exported = share_kept(plain), share_kept(result.path)  # measured: 0.43, 0.84
+    assert exported > 0.7 and exported > rounded_away + 0.25, (rounded_away, exported)
 
 
 def test_gguf_lora_in_llama_cpp_matches_the_merged_gguf(run, merged, models_dir, tmp_path):

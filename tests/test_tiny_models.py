@@ -176,13 +176,13 @@ def test_llama_cpp_logits_match_transformers(tiny, dtype, tmp_path):
 
 
 def test_unsupported_architecture_is_a_usage_error(tiny_llama_dir, tmp_path):
-    hf_dir = tmp_path / "qwen"
+    hf_dir = tmp_path / "phi3"
     hf_dir.mkdir()
     config = json.loads((tiny_llama_dir / "config.json").read_text())
-    config.update(model_type="qwen2", architectures=["Qwen2ForCausalLM"])
+    config.update(model_type="phi3", architectures=["Phi3ForCausalLM"])
     (hf_dir / "config.json").write_text(json.dumps(config))
     out = tmp_path / "out.gguf"
-    with pytest.raises(UsageError, match=r"qwen2.*Qwen2ForCausalLM.*supported: gemma3_text, gemma3, llama"):
+    with pytest.raises(UsageError, match=r"phi3.*Phi3ForCausalLM.*supported: gemma3_text, gemma3, llama, qwen2"):
         write_gguf(hf_dir, out)
     assert list(tmp_path.glob("*.gguf")) == [] and list(tmp_path.glob(".*partial")) == []
 

@@ -294,7 +294,9 @@ def write_tiny_qwen2(out_dir: Path, seed: int = 0) -> Path:
     return save_tiny_model(model, tokenizer, Path(out_dir), end_of_turn="<|im_end|>")
 
 
-def write_tiny_lora(base_dir: Path, run_dir: Path, seed: int = 0, targets=("q_proj", "k_proj", "v_proj", "down_proj")):
+def write_tiny_lora(
+    base_dir: Path, run_dir: Path, seed: int = 0, targets=("q_proj", "k_proj", "v_proj", "down_proj"), scale=0.5
+):
     """A LoRA adapter on a tiny model with random, non-zero B (a trained adapter is not the identity), saved as a
     finch run directory (run.yaml records the base)."""
     import torch
@@ -306,7 +308,7 @@ def write_tiny_lora(base_dir: Path, run_dir: Path, seed: int = 0, targets=("q_pr
     generator = torch.Generator().manual_seed(seed)
     for name, param in peft_model.named_parameters():
         if "lora_B" in name:
-            param.data = torch.randn(param.shape, generator=generator) * 0.5
+            param.data = torch.randn(param.shape, generator=generator) * scale
     peft_model.save_pretrained(run_dir)
     (run_dir / "run.yaml").write_text(f"base_model: {base_dir}\nmethod: lora\nseed: {seed}\n")
     return run_dir

@@ -35,4 +35,6 @@ def export(
     for file in result.files:
         if file.is_file():
             out.print(f"wrote {file} ({human_bytes(file.stat().st_size)})")
+    for note in result.notes:
+        out.print(note, markup=False)
     out.print(f"exported {model.name} as {fmt}: {result.path}")

@@ -88,11 +88,10 @@ def quickstart(
 
 
 def quick_export(run_dir: Path, report, settings) -> Path:
-    """The run as a q8_0 GGUF with its Ollama Modelfile, and the first seed question asked of it via llama.cpp.
+    """The run as a q4_k_m GGUF with its Ollama Modelfile, and the first seed question asked of it via llama.cpp.
 
-    Not q4_k_m: the built-in base came from a Q4_K_M file, so its weights already sit on the Q4_K grid, and
-    re-quantizing a fine-tune of it to Q4_K likely rounds the small LoRA deltas back onto it. Measured on the
-    quickstart run: f16 and q8_0 give the tuned answer, q4_k_m gives the untuned one.
+    The built-in base came from a Q4_K_M file, so a plain re-quantization would round the short run's changes back
+    onto the base's grid (finch.export.quantize); the export says which tensors it wrote finer to keep them.
     """
     from finch.cli.common import human_bytes
     from finch.export import export_model
@@ -101,15 +100,17 @@ def quick_export(run_dir: Path, report, settings) -> Path:
     from finch.train.seed_data import seed_rows
 
     models_dir = settings.path("models_dir")
-    result = export_model(resolve_model(str(run_dir), models_dir), "gguf", "q8_0")
+    result = export_model(resolve_model(str(run_dir), models_dir), "gguf", "q4_k_m")
     out.print(f"wrote {result.path} ({human_bytes(result.path.stat().st_size)}) and its Modelfile")
+    for note in result.notes:
+        out.print(note, markup=False)
     question = seed_rows(report)[0]["messages"][:1]
     backend = load_backend(str(result.path), models_dir, ctx=1024)
     try:
         [[answer]] = backend.chat([question], GenerationParams(temperature=0, max_tokens=64))
     finally:
         backend.close()
-    out.print(f"[bold]user:[/] {question[0]['content']}\n[bold]q8_0 GGUF (llama-cpp):[/] ", end="")
+    out.print(f"[bold]user:[/] {question[0]['content']}\n[bold]q4_k_m GGUF (llama-cpp):[/] ", end="")
     out.print(f"{answer.text.strip() or '(empty)'}  [finish: {answer.finish_reason}]", markup=False)
     return result.path
 

@@ -16,7 +16,7 @@ def _human(n: int) -> str:
 
 
 def write_model_card(out_dir: Path, *, name: str, fmt: str, quant: str | None, base: str, adapter: Path | None,
-                     files: list[Path]) -> Path:  # fmt: skip
+                     files: list[Path], notes: list[str] = ()) -> Path:  # fmt: skip
     lines = [f"# {name}", "", f"Exported by finch {__version__} as `{fmt}`" + (f" ({quant})." if quant else "."), ""]
     lines += ["## Lineage", "", f"- base model: `{base}`"]
     run = {}
@@ -36,6 +36,8 @@ def write_model_card(out_dir: Path, *, name: str, fmt: str, quant: str | None, b
     evals = adapter / "eval" / "report.json" if adapter is not None else None
     if evals is not None and evals.is_file():
         lines += ["", "## Evaluation", "", "```json", evals.read_text(encoding="utf-8").strip(), "```"]
+    if notes:
+        lines += ["", "## Export notes", ""] + [f"- {note}" for note in notes]
     lines += ["", "## Files", ""]
     lines += [f"- `{f.name}` ({_human(f.stat().st_size)})" for f in files if f.is_file()]
     lines += ["", "## Use", ""]

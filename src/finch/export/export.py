@@ -18,6 +18,7 @@ class ExportResult:
     format: str
     path: Path  # the HF directory or the .gguf file
     files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the export decided that a user should know
 
     @property
     def size_bytes(self) -> int:
@@ -33,11 +34,11 @@ def default_output(model: ResolvedModel, fmt: str, quant: str) -> Path:
 def export_model(model: ResolvedModel, fmt: str, quant: str = "q4_k_m", output: Path | None = None) -> ExportResult:
     """Export a resolved model (a run directory / adapter, or a plain model for gguf) into `output` (a folder)."""
     from finch.export.card import write_model_card
-    from finch.export.gguf_writer import write_gguf
+    from finch.export.gguf_writer import SUPPORTED_MODEL_TYPES, gguf_tensor_sources, read_text_config, write_gguf
     from finch.export.lora_gguf import write_gguf_lora
     from finch.export.merge import merge_adapter
     from finch.export.modelfile import write_modelfile
-    from finch.export.quantize import quantize_gguf
+    from finch.export.quantize import quantize_gguf, quantize_keeping_changes
     from finch.models.prepare import prepare_model
 
     if fmt not in FORMATS:
@@ -67,13 +68,24 @@ def export_model(model: ResolvedModel, fmt: str, quant: str = "q4_k_m", output: 
     from transformers import AutoTokenizer
 
     target = out_dir / f"{model.name}-{quant}.gguf"
+    notes = []
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".work-") as work:
         source = merge_adapter(model, base_dir, Path(work) / "merged") if model.adapter is not None else base_dir
         if quant in ("f16", "bf16"):
             write_gguf(source, target, dtype=quant)
         else:  # llama.cpp's own quantiser, from f16, for every quantised type (its q8_0 and K-quants)
-            quantize_gguf(write_gguf(source, Path(work) / "f16.gguf", dtype="f16"), target, quant)
+            f16 = write_gguf(source, Path(work) / "f16.gguf", dtype="f16")
+            if model.adapter is None:
+                quantize_gguf(f16, target, quant)
+            else:
+                config = read_text_config(base_dir)
+                arch = SUPPORTED_MODEL_TYPES[config["model_type"]]
+                report = quantize_keeping_changes(
+                    f16, target, quant, gguf_tensor_sources(base_dir, arch, config),
+                    gguf_tensor_sources(source, arch, config),
+                )  # fmt: skip
+                notes += [note for note in [report.summary()] if note]
         chat_template = AutoTokenizer.from_pretrained(source).chat_template
     modelfile = write_modelfile(target, chat_template)
-    write_model_card(out_dir, files=[target, modelfile], **card)
-    return ExportResult(fmt, target, [target, modelfile])
+    write_model_card(out_dir, files=[target, modelfile], notes=notes, **card)
+    return ExportResult(fmt, target, [target, modelfile], notes)

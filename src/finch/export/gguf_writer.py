@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -390,6 +390,13 @@ def _add_tokenizer_metadata(writer, tokenizer, vocab: GgufVocab) -> None:
 
 def _gguf_tensors(hf_dir: Path, arch: str, config: dict) -> Iterator[tuple[str, Any]]:
     """(GGUF name, float32 torch tensor) for every weight llama.cpp needs, transformed to its conventions."""
+    for name, load in gguf_tensor_sources(hf_dir, arch, config).items():
+        yield name, load()
+
+
+def gguf_tensor_sources(hf_dir: Path, arch: str, config: dict) -> dict[str, Callable[[], Any]]:
+    """GGUF tensor name -> a function loading that weight (float32, llama.cpp layout), so callers can compare two
+    models tensor by tensor without holding either in memory."""
     import gguf
     from safetensors import safe_open
 
@@ -398,6 +405,15 @@ def _gguf_tensors(hf_dir: Path, arch: str, config: dict) -> Iterator[tuple[str, 
         raise UsageError(f"{hf_dir}: no *.safetensors weights to export.")
     model_arch = next(a for a, n in gguf.MODEL_ARCH_NAMES.items() if n == arch)
     names = gguf.get_tensor_name_map(model_arch, config["num_hidden_layers"])
+
+    def loader(file: Path, hf_name: str, name: str):
+        def load():
+            with safe_open(file, framework="pt") as f:
+                return to_llama_cpp_layout(arch, name, f.get_tensor(hf_name).float(), config)
+
+        return load
+
+    sources: dict[str, Callable[[], Any]] = {}
     for file in files:
         with safe_open(file, framework="pt") as f:
             for hf_name in f.keys():  # noqa: SIM118 - safe_open handles are not iterable
@@ -409,9 +425,10 @@ def _gguf_tensors(hf_dir: Path, arch: str, config: dict) -> Iterator[tuple[str, 
                 gguf_name = names.get_name(name, try_suffixes=(".weight", ".bias"))
                 if gguf_name is None:
                     raise UsageError(f"{file.name}: tensor {hf_name} has no GGUF equivalent for {arch}.")
-                yield gguf_name, to_llama_cpp_layout(arch, name, f.get_tensor(hf_name).float(), config)
+                sources[gguf_name] = loader(file, hf_name, name)
     if arch == "llama" and rope_parameters(config)["rope_type"] == "llama3":
-        yield gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FREQS] + ".weight", llama3_rope_factors(config)
+        sources[gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FREQS] + ".weight"] = lambda: llama3_rope_factors(config)
+    return sources
 
 
 def _language_model_name(name: str) -> str | None:
