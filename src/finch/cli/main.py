@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
 
@@ -50,6 +51,8 @@ app.command("quickstart")(quickstart)
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and an exit code, never a traceback."""
+    # PEFT calls a transformers method deprecated in v5; the warning is about library internals, not the user's run.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     try:
         app(args=argv, prog_name="finch")
     except FinchError as e:

@@ -20,7 +20,9 @@ def merge_adapter(model: ResolvedModel, base_dir: Path, out_dir: Path) -> Path:
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # "Loading weights" / "Writing model shards" bars are noise in finch's output
     if model.adapter is None:
         raise UsageError(f"{model.ref}: not a LoRA adapter or run directory; nothing to merge.")
     config = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
