@@ -84,7 +84,7 @@ def test_base_vs_tuned_report(tiny_llama_dir, tmp_path):
 
 def test_evaluate_errors(tmp_path):
     with pytest.raises(NotImplementedYet):
-        evaluate({"m": "x"}, "mt_bench", None, tmp_path, tmp_path)
+        evaluate({"m": "x"}, "human", None, tmp_path, tmp_path)
     with pytest.raises(UsageError, match="needs --data"):
         evaluate({"m": "x"}, "metrics", None, tmp_path, tmp_path)
     bad = tmp_path / "bad.jsonl"
