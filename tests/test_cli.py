@@ -29,8 +29,7 @@ def test_every_group_has_help(group):
 
 @pytest.mark.parametrize(
     "argv",
-    [["evaluate", "--benchmark", "human"],
-     ["plan", "train"]],
+    [["plan", "train"]],
 )  # fmt: skip
 def test_pending_commands_exit_2_and_say_so(argv, finch_home):
     assert_one_line_error(

@@ -33,9 +33,9 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.requests.append(body)
         text, finish = self.server.reply(body["messages"])
-        message = {"role": "assistant", "content": text}
-        send_json(self, 200, {"choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                              "usage": {"prompt_tokens": 10, "completion_tokens": 10}})  # fmt: skip
+        choices = [{"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+                   for i in range(body.get("n", 1))]  # fmt: skip
+        send_json(self, 200, {"choices": choices, "usage": {"prompt_tokens": 10, "completion_tokens": 10}})
 
     def log_message(self, *args):
         pass

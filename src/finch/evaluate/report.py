@@ -30,7 +30,8 @@ def write_report(
     """`markdown`: more lines for report.md after the table (e.g. a per-leaf table)."""
     output.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
-        output / "report.json", {"benchmark": benchmark, "results": results, "notes": notes, **(extra or {})}
+        output / "report.json",
+        {"benchmark": benchmark, "results": results, "notes": notes, "per_sample": per_sample, **(extra or {})},
     )
     metrics = sorted({metric for scores in results.values() for metric in scores})
     lines = [f"# finch evaluation: {benchmark}", "", "| model | " + " | ".join(metrics) + " |",
@@ -39,9 +40,8 @@ def write_report(
         lines.append(f"| {label} | " + " | ".join(_fmt(scores.get(m)) for m in metrics) + " |")
     lines += [*(markdown or []), "", *[f"- {note}" for note in notes]]
     atomic_write_text(output / "report.md", "\n".join(lines) + "\n")
-    written = [output / "report.json", output / "report.md", _plot(output / f"{benchmark}.png", benchmark, results,
-                                                                   per_sample)]  # fmt: skip
-    return written
+    plot = _plot(output / f"{benchmark}.png", benchmark, results, per_sample)
+    return [output / "report.json", output / "report.md", *([plot] if plot else [])]
 
 
 def _fmt(value) -> str:
@@ -50,13 +50,16 @@ def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _plot(path: Path, benchmark: str, results: dict[str, dict[str, float]], per_sample) -> Path:
+def _plot(path: Path, benchmark: str, results: dict[str, dict[str, float]], per_sample) -> Path | None:
+    """Bars of every scored metric; None when nothing is scored yet (a human-grading sheet before its grades)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     metrics = sorted({m for scores in results.values() for m in scores if isinstance(scores[m], float)})
+    if not metrics:
+        return None
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.4), squeeze=False)
     labels = list(results)
     for ax, metric in zip(axes[0], metrics):
@@ -71,6 +74,31 @@ def _plot(path: Path, benchmark: str, results: dict[str, dict[str, float]], per_
         ax.set_title(metric)
         ax.tick_params(axis="x", rotation=20)
     fig.suptitle(f"finch evaluate: {benchmark}" + (" (bars: mean ± 95% CI)" if per_sample else ""))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_per_prompt(path: Path, title: str, per_prompt: dict[str, dict[str, float]], metric: str) -> Path:
+    """Grouped bars: one group per prompt, one bar per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    prompts = sorted({p for scores in per_prompt.values() for p in scores}, key=lambda p: (len(p), p))
+    labels = list(per_prompt)
+    width = 0.8 / max(1, len(labels))
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(prompts) * max(1, len(labels)) / 2 + 2), 3.4))
+    for i, label in enumerate(labels):
+        xs = [j + (i - (len(labels) - 1) / 2) * width for j in range(len(prompts))]
+        ax.bar(xs, [per_prompt[label].get(p, float("nan")) for p in prompts], width, label=label)
+    ax.set_xticks(range(len(prompts)), prompts)
+    ax.set_xlabel("prompt")
+    ax.set_ylabel(metric)
+    ax.legend(fontsize="small")
+    ax.set_title(f"finch evaluate: {title}, per prompt")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from finch.errors import NotImplementedYet, UsageError
+from finch.errors import UsageError
 
-BENCHMARKS = ("metrics", "perplexity", "mt_bench", "mt_bench_branch", "mmlu", "mmlu_branch")
-LATER = ("human",)
+BENCHMARKS = ("metrics", "perplexity", "mt_bench", "mt_bench_branch", "mmlu", "mmlu_branch", "human")
 BASE_VS_TUNED = ("mt_bench_branch", "mmlu_branch")
 # Answer lengths: FastChat allows 1024 tokens a turn; 256 keeps two turns affordable on a CPU.
 DEFAULT_MAX_TOKENS = {"mt_bench": 256, "mt_bench_branch": 256}
@@ -17,15 +16,15 @@ BUILTIN = ("gemma-3-270m", "default")
 
 def evaluate(models: dict[str, str], benchmark: str, data: Path | None, output: Path, models_dir: Path,
              limit: int | None = None, max_tokens: int | None = None, judge: str | None = None,
-             judge_max_tokens: int | None = None) -> dict[str, dict[str, float]]:  # fmt: skip
-    """`models` maps a label (base, tuned, ...) to a model reference. Returns {label: {metric: value}}."""
+             judge_max_tokens: int | None = None, imports: list[Path] | None = None,
+             samples: int = 3) -> dict[str, dict[str, float]]:  # fmt: skip
+    """`models` maps a label (base, tuned, ...) to a model reference. Returns {label: {metric: value}}.
+    human: writes the grading sheet (`samples` answers per prompt and model), or with `imports` reads it back."""
     from finch.evaluate.report import write_report
 
-    if benchmark in LATER:
-        raise NotImplementedYet(f"evaluate --benchmark {benchmark}", "evaluation")
     if benchmark not in BENCHMARKS:
-        raise UsageError(f"--benchmark {benchmark}: choose one of {', '.join(BENCHMARKS + LATER)}.")
-    if data is None and benchmark in ("metrics", "perplexity"):
+        raise UsageError(f"--benchmark {benchmark}: choose one of {', '.join(BENCHMARKS)}.")
+    if data is None and benchmark in ("metrics", "perplexity") or benchmark == "human" and not (data or imports):
         raise UsageError(f"--benchmark {benchmark} needs --data (a dataset folder with test.jsonl, or a file).")
     if benchmark in BASE_VS_TUNED and set(models) != {"base", "tuned"}:
         raise UsageError(f"--benchmark {benchmark} compares a tuned model with its base: pass --model and --base.")
@@ -41,12 +40,20 @@ def evaluate(models: dict[str, str], benchmark: str, data: Path | None, output: 
     elif benchmark == "mt_bench":
         results, per_sample, extra = _mt_bench(models, data, output, models_dir, limit, max_tokens, judge,
                                                judge_max_tokens, notes)  # fmt: skip
+    elif benchmark == "human":
+        results, per_sample, extra = _human(models, data, output, models_dir, limit, max_tokens, imports, samples,
+                                            notes)  # fmt: skip
     elif benchmark in ("mmlu", "mmlu_branch"):
         results, per_sample, extra = _mcq(benchmark, models, data, models_dir, limit, notes)
     else:
         results, per_sample, extra = _mt_bench_branch(models, data, output, models_dir, limit, max_tokens, judge,
                                                       judge_max_tokens, notes)  # fmt: skip
+    per_prompt = extra.get("per_prompt")
     write_report(output, benchmark, results, notes, per_sample, extra, extra.pop("markdown", None))
+    if per_prompt:
+        from finch.evaluate.report import plot_per_prompt
+
+        plot_per_prompt(output / f"{benchmark}-per-prompt.png", benchmark, per_prompt, extra.get("metric", "score"))
     return results
 
 
@@ -193,3 +200,38 @@ def _mcq(benchmark, models, data, models_dir, limit, notes):
             v.verdict = "IMPROVED" if v.delta > 0 else "REGRESSED" if v.delta < 0 else "UNCHANGED"
         extra = {"leaves": verdict_rows(verdicts), "markdown": verdict_markdown(verdicts, "accuracy")}
     return results, per_sample, extra
+
+
+HUMAN_PROMPTS = 5  # the paper's protocol: 5 prompts x 3 samples, graded 0-5 by each grader
+
+
+def _human(models, data, output, models_dir, limit, max_tokens, imports, samples, notes):
+    from finch.evaluate.data import load_eval_samples
+    from finch.evaluate.human import KEY, grade_results, read_grades, write_sheet
+    from finch.inference import GenerationParams, load_backend
+
+    if imports:
+        grades = read_grades(output, imports)
+        key = json.loads((output / KEY).read_text())
+        results, per_sample, per_prompt = grade_results(key, grades)
+        systems = key["systems"].values()
+        notes[:] = [f"models: {', '.join(s['label'] + ' = ' + s['model'] for s in systems)}",
+                    f"{len(grades)} grades (0-5) from {len({g['grader'] for g in grades})} graders, imported from "
+                    f"{', '.join(str(f) for f in imports)}; the sheet showed models as letters in shuffled rows"]
+        return results, per_sample, {"metric": "mean_grade", "per_prompt": per_prompt, "grades": grades}
+    prompts = load_eval_samples(data, limit or HUMAN_PROMPTS)
+    params = GenerationParams(n=samples, temperature=0.7, max_tokens=max_tokens, seed=0)
+    answers = {}
+    for label, ref in models.items():
+        backend = load_backend(ref, models_dir, ctx=2048)
+        try:
+            answers[label] = [[c.text.strip() for c in completions]
+                              for completions in backend.chat([p.messages for p in prompts], params)]  # fmt: skip
+        finally:
+            backend.close()
+    sheet = write_sheet(output, prompts, answers, models)
+    notes.append(f"grading sheet: {sheet} ({len(prompts)} prompts x {len(models)} models x {samples} samples at "
+                 f"temperature 0.7, at most {max_tokens} tokens); grade each row 0-5 and put your name in `grader`, "
+                 f"then: finch evaluate --benchmark human --import GRADED.csv --output {output}")  # fmt: skip
+    results = {label: {"mean_grade": None, "grades": 0, "graders": 0} for label in models}
+    return results, None, {"status": "awaiting grades", "sheet": str(sheet)}
