@@ -99,3 +99,17 @@ def print_results(title: str, results: dict, steps: dict | None = None) -> None:
         cells = [f"{scores[m]:.4g}" if isinstance(scores.get(m), float) else str(scores.get(m, "-")) for m in metrics]
         table.add_row(label, *([str(steps.get(label) or "-")] if steps else []), *cells)
     out.print(table)
+
+
+def print_verdicts(verdicts, metric: str) -> None:
+    """Per-leaf base vs tuned (finch.evaluate.branch.LeafVerdict rows), e.g. for the quickstart's evaluation stage."""
+
+    def fmt(value):
+        return "-" if value is None else f"{value:.3f}"
+
+    table = Table(title=f"base vs tuned, per leaf ({metric})", title_justify="left")
+    for column in ("leaf", "questions", "base", "tuned", "delta", "verdict"):
+        table.add_column(column, justify="left" if column in ("leaf", "verdict") else "right")
+    for v in verdicts:
+        table.add_row(v.leaf, str(v.questions), fmt(v.base), fmt(v.tuned), fmt(v.delta), v.verdict)
+    out.print(table)
