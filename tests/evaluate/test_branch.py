@@ -101,6 +101,7 @@ def test_mt_bench_branch_cli(tmp_path, finch_home):
         ("order_details", "NO SCORE"), ("iso_dates", "IMPROVED")]  # fmt: skip
     md = (out / "report.md").read_text()
     assert "| compositional_skills->formatting->iso_dates | 1 | 2 | 9 | 7 | IMPROVED |" in md
+    assert (out / "mt_bench_branch-per-leaf.png").read_bytes()[:4] == b"\x89PNG"
     rows = [json.loads(line) for line in (out / "judgements.jsonl").read_text().splitlines()]
     assert rows[1]["tuned"]["answer"] == rows[1]["reference"] == "2021-03-05"
 

@@ -94,5 +94,26 @@ def test_mmlu_branch_report(tiny_llama_dir, tmp_path):
     assert kestrel["verdict"] == {1: "IMPROVED", -1: "REGRESSED", 0: "UNCHANGED"}[
         (kestrel["delta"] > 0) - (kestrel["delta"] < 0)]  # fmt: skip
     assert "## Per leaf (accuracy)" in (out / "report.md").read_text()
+    assert (out / "mmlu_branch-per-leaf.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(UsageError, match="--base"):
         evaluate({"tuned": str(run)}, "mmlu_branch", data, out, tmp_path / "models")
+
+
+@pytest.mark.slow
+def test_builtin_loglikelihoods_match_lm_eval(builtin_home):
+    """lm-eval's own numbers for these questions on the built-in model (recorded in lm_eval_reference.json with the
+    command and task YAML that made them): finch's scoring must reproduce every choice's log-likelihood."""
+    from pathlib import Path
+
+    from finch.inference import load_backend
+
+    reference = json.loads((Path(__file__).parent / "lm_eval_reference.json").read_text())["questions"]
+    backend = load_backend("gemma-3-270m", builtin_home["models_dir"], backend="transformers", dtype="float32")
+    try:
+        questions = [MCQ(r["question"], r["choices"], r["answer"], r["leaf"]) for r in reference]
+        for q, r in zip(questions, reference):
+            ours = choice_loglikelihoods(backend.model, backend.tokenizer, q.prompt(), [" A", " B", " C", " D"])
+            assert ours == pytest.approx(r["lm_eval_loglikelihoods"], abs=1e-4)
+        assert score_mcqs(backend.model, backend.tokenizer, questions) == [r["lm_eval_acc"] for r in reference]
+    finally:
+        backend.close()

@@ -2,9 +2,10 @@
 "question\\nA. …\\nB. …\\nC. …\\nD. …\\nAnswer:", each choice is the continuation " A" … " D", and the model's answer is
 the choice whose tokens it finds likeliest. No generation, so a small model's rambling cannot hide what it knows.
 
-Done here rather than through lm-eval: lm-eval would add some twenty packages, and its local tasks load through
-`datasets` with task YAML files; the scoring itself is this short, and it runs on any finch model reference, run
-directories with adapters included.
+Done here rather than through lm-eval: lm-eval would add some twenty packages (and pins python-dateutil below what
+the environment has), and its local tasks load through `datasets` with task YAML files; the scoring itself is this
+short, and it runs on any finch model reference, run directories with adapters included. On the built-in model it
+reproduces lm-eval 0.4.13's hf-backend log-likelihoods to 1e-5 (tests/evaluate/lm_eval_reference.json).
 """
 
 from __future__ import annotations

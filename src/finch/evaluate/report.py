@@ -80,8 +80,9 @@ def _plot(path: Path, benchmark: str, results: dict[str, dict[str, float]], per_
     return path
 
 
-def plot_per_prompt(path: Path, title: str, per_prompt: dict[str, dict[str, float]], metric: str) -> Path:
-    """Grouped bars: one group per prompt, one bar per model."""
+def plot_per_prompt(path: Path, title: str, per_prompt: dict[str, dict[str, float]], metric: str,
+                    group: str = "prompt") -> Path:  # fmt: skip
+    """Grouped bars: one group per prompt (or leaf), one bar per model."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,11 +95,12 @@ def plot_per_prompt(path: Path, title: str, per_prompt: dict[str, dict[str, floa
     for i, label in enumerate(labels):
         xs = [j + (i - (len(labels) - 1) / 2) * width for j in range(len(prompts))]
         ax.bar(xs, [per_prompt[label].get(p, float("nan")) for p in prompts], width, label=label)
-    ax.set_xticks(range(len(prompts)), prompts)
-    ax.set_xlabel("prompt")
+    names = [p.rsplit("->", 1)[-1] for p in prompts]  # a leaf by its last part: the full names do not fit
+    ax.set_xticks(range(len(prompts)), names, rotation=0 if group == "prompt" else 20)
+    ax.set_xlabel(group)
     ax.set_ylabel(metric)
     ax.legend(fontsize="small")
-    ax.set_title(f"finch evaluate: {title}, per prompt")
+    ax.set_title(f"finch evaluate: {title}, per {group}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

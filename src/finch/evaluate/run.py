@@ -54,6 +54,12 @@ def evaluate(models: dict[str, str], benchmark: str, data: Path | None, output: 
         from finch.evaluate.report import plot_per_prompt
 
         plot_per_prompt(output / f"{benchmark}-per-prompt.png", benchmark, per_prompt, extra.get("metric", "score"))
+    if extra.get("leaves"):
+        from finch.evaluate.report import plot_per_prompt
+
+        per_leaf = {label: {row["leaf"]: row[label] for row in extra["leaves"] if row[label] is not None}
+                    for label in ("base", "tuned")}  # fmt: skip
+        plot_per_prompt(output / f"{benchmark}-per-leaf.png", benchmark, per_leaf, extra["metric"], group="leaf")
     return results
 
 
@@ -164,7 +170,7 @@ def _mt_bench_branch(models, data, output, models_dir, limit, max_tokens, judge,
                     **{label: {"answer": answers[label][i], "judgement": judgements[label][i].text,
                                "rating": judgements[label][i].rating} for label in models}}, ensure_ascii=False) + "\n"
         for i, s in enumerate(samples)))  # fmt: skip
-    return results, per_sample, {"judge": judge, "leaves": verdict_rows(verdicts),
+    return results, per_sample, {"judge": judge, "leaves": verdict_rows(verdicts), "metric": "mean judge rating",
                                  "markdown": verdict_markdown(verdicts, "mean judge rating, 1-10")}
 
 
@@ -198,7 +204,8 @@ def _mcq(benchmark, models, data, models_dir, limit, notes):
                                 groups["tuned"][leaf], "") for leaf in groups["base"]]  # fmt: skip
         for v in verdicts:
             v.verdict = "IMPROVED" if v.delta > 0 else "REGRESSED" if v.delta < 0 else "UNCHANGED"
-        extra = {"leaves": verdict_rows(verdicts), "markdown": verdict_markdown(verdicts, "accuracy")}
+        extra = {"leaves": verdict_rows(verdicts), "metric": "accuracy",
+                 "markdown": verdict_markdown(verdicts, "accuracy")}  # fmt: skip
     return results, per_sample, extra
 
 
