@@ -126,6 +126,8 @@ def test_mt_bench_run_with_a_scripted_model_and_judge(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["benchmark"] == "mt_bench" and report["results"] == results
     assert report["categories"]["tuned"] == {"writing": 7.0, "math": 3.0, "extraction": 9.0}
+    assert report["per_prompt"]["tuned"] == {"81": 7.0, "111": 3.0, "131": 9.0}
+    assert (out / "mt_bench-per-prompt.png").read_bytes()[:4] == b"\x89PNG"
     judgements = [json.loads(line) for line in (out / "judgements-tuned.jsonl").read_text().splitlines()]
     assert [(j["key"], j["rating"]) for j in judgements if j["rating"] is None] == [
         ("111/turn2", None), ("131/turn2", None)]  # fmt: skip

@@ -177,7 +177,8 @@ def _mean(values: list[float]) -> float | None:
 def run_mt_bench(open_model, open_judge, data: MTBenchData, labels: list[str], max_tokens: int,
                  judge_max_tokens: int, output: Path):  # fmt: skip
     """`open_model(label)` and `open_judge()` start backends, one in memory at a time. Writes each model's answers
-    and judgements as JSONL beside the report, so every score can be traced to the judge's words."""
+    and judgements as JSONL beside the report, so every score can be traced to the judge's words. Returns results,
+    per-sample ratings, per-category and per-question means (both turns)."""
     from finch.fileio import atomic_write_text
 
     answers = {}
@@ -193,13 +194,16 @@ def run_mt_bench(open_model, open_judge, data: MTBenchData, labels: list[str], m
                       for label in labels}  # fmt: skip
     finally:
         judge_backend.close()
-    results, per_sample, categories = {}, {}, {}
+    results, per_sample, categories, per_question = {}, {}, {}, {}
     for label in labels:
         results[label], per_sample[label] = scores(judgements[label])
         by_category: dict[str, list[float]] = {}
+        per_question[label] = {}
         for q in data.questions:
             rated = [j.rating for j in judgements[label] if j.key.startswith(f"{q.id}/") and j.rating is not None]
             by_category.setdefault(q.category, []).extend(rated)
+            if rated:
+                per_question[label][str(q.id)] = _mean(rated)
         categories[label] = {c: _mean(v) for c, v in by_category.items()}
         slug = label.replace("/", "_")
         atomic_write_text(output / f"answers-{slug}.jsonl", "".join(
@@ -208,4 +212,4 @@ def run_mt_bench(open_model, open_judge, data: MTBenchData, labels: list[str], m
             for q in data.questions))  # fmt: skip
         atomic_write_text(output / f"judgements-{slug}.jsonl", "".join(
             json.dumps(vars(j), ensure_ascii=False) + "\n" for j in judgements[label]))  # fmt: skip
-    return results, per_sample, categories
+    return results, per_sample, categories, per_question

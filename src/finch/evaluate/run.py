@@ -95,12 +95,13 @@ def _mt_bench(models, data, output, models_dir, limit, max_tokens, judge, judge_
     notes[1] = f"data: {bench.source} ({len(bench.questions)} questions, 2 turns each)"
     notes.append(f"answers: FastChat's per-category temperatures, seed 0, at most {max_tokens} tokens a turn")
     notes += judge_notes(judge, judge_max_tokens)
-    results, per_sample, categories = run_mt_bench(
+    results, per_sample, categories, per_question = run_mt_bench(
         lambda label: load_backend(models[label], models_dir, ctx=4096),
         lambda: load_backend(judge, models_dir, ctx=8192),
         bench, list(models), max_tokens, judge_max_tokens, output,
     )  # fmt: skip
-    return results, per_sample, {"judge": judge, "categories": categories}
+    return results, per_sample, {"judge": judge, "categories": categories, "per_prompt": per_question,
+                                 "metric": "mean rating of both turns"}  # fmt: skip
 
 
 def _metrics(models, data, models_dir, limit, max_tokens, notes):
