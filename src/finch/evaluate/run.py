@@ -20,7 +20,7 @@ def evaluate(models: dict[str, str], benchmark: str, data: Path | None, output: 
              samples: int = 3) -> dict[str, dict[str, float]]:  # fmt: skip
     """`models` maps a label (base, tuned, ...) to a model reference. Returns {label: {metric: value}}.
     human: writes the grading sheet (`samples` answers per prompt and model), or with `imports` reads it back."""
-    from finch.evaluate.report import write_report
+    from finch.evaluate.report import plot_per_prompt, write_report
 
     if benchmark not in BENCHMARKS:
         raise UsageError(f"--benchmark {benchmark}: choose one of {', '.join(BENCHMARKS)}.")
@@ -48,15 +48,11 @@ def evaluate(models: dict[str, str], benchmark: str, data: Path | None, output: 
     else:
         results, per_sample, extra = _mt_bench_branch(models, data, output, models_dir, limit, max_tokens, judge,
                                                       judge_max_tokens, notes)  # fmt: skip
-    per_prompt = extra.get("per_prompt")
-    write_report(output, benchmark, results, notes, per_sample, extra, extra.pop("markdown", None))
-    if per_prompt:
-        from finch.evaluate.report import plot_per_prompt
-
-        plot_per_prompt(output / f"{benchmark}-per-prompt.png", benchmark, per_prompt, extra.get("metric", "score"))
+    markdown = extra.pop("markdown", None)
+    write_report(output, benchmark, results, notes, per_sample, extra, markdown)
+    if extra.get("per_prompt"):
+        plot_per_prompt(output / f"{benchmark}-per-prompt.png", benchmark, extra["per_prompt"], extra["metric"])
     if extra.get("leaves"):
-        from finch.evaluate.report import plot_per_prompt
-
         per_leaf = {label: {row["leaf"]: row[label] for row in extra["leaves"] if row[label] is not None}
                     for label in ("base", "tuned")}  # fmt: skip
         plot_per_prompt(output / f"{benchmark}-per-leaf.png", benchmark, per_leaf, extra["metric"], group="leaf")
