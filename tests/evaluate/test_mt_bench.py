@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from finch.errors import UsageError
-from finch.evaluate.judge import parse_rating, prompt_name
+from finch.evaluate.judge import PROMPT_EXAMPLE, parse_rating, prompt_name
 from finch.evaluate.mt_bench import load_mt_bench, package_data_dir
 from finch.evaluate.run import evaluate
 from tests.conftest import assert_one_line_error, run_finch
@@ -26,8 +26,13 @@ JUDGEMENTS = [
     ("The response is mostly relevant but shallow. Rating: [6]", 6.0),
     # A citation-like [2] earlier does not win over a proper [[9]] later: [[n]] is searched first.
     ("As the reference answer [2] shows, the area is 3. The assistant got it right.\nRating: [[9]]", 9.0),
-    # The judge copies the instruction's example first: FastChat reads the first [[n]], so this scores 5.
-    ('I must rate by strictly following this format: "Rating: [[5]]". The answer is poor. Rating: [[2]]', 5.0),
+    # A weak judge copies the instruction, example and all (the built-in model does): the copied [[5]] is no verdict.
+    ('you must rate the response on a scale of 1 to 10 by strictly following this format: "[[rating]]", for '
+     'example: "Rating: [[5]]".\n\nThe answer is poor. Rating: [[2]]', 2.0),
+    ('After providing your explanation, you must rate the response on a scale of 1 to 10 by strictly following this '
+     'format: "[[rating]]", for example: "Rating: [[5]]".\n\n[Question]\nCompose an engaging travel blog', None),
+    # Its own 5, in its own words, still counts.
+    ("Adequate but generic.\nRating: [[5]]", 5.0),
     # Malformed: no bracketed number at all, a placeholder, out of scale, empty, cut off by the token limit.
     ("Rating: 7/10", None),
     ("I would give this answer a score of eight out of ten.", None),
@@ -43,6 +48,11 @@ JUDGEMENTS = [
 @pytest.mark.parametrize(("judgement", "expected"), JUDGEMENTS)
 def test_parse_rating_reads_what_fastchat_reads(judgement, expected):
     assert parse_rating(judgement) == expected
+
+
+def test_every_single_answer_prompt_shows_the_example_finch_skips():
+    prompts = load_mt_bench(DATA).prompts
+    assert len(prompts) == 4 and all(PROMPT_EXAMPLE in p.system_prompt + p.prompt_template for p in prompts.values())
 
 
 def test_prompt_names_follow_fastchat():

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 RATING = re.compile(r"\[\[(\d+\.?\d*)\]\]")
 RATING_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")
 NEEDS_REFERENCE = ("math", "reasoning", "coding")  # FastChat's NEED_REF_CATS (less arena-hard, not in MT-Bench)
+# Every FastChat single-answer prompt shows this example; a weak judge copies the instruction back, and FastChat would
+# read the copied 5 as its verdict. finch reads a copy of the example as no rating at all.
+PROMPT_EXAMPLE = 'for example: "Rating: [[5]]"'
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,9 @@ def prompt_name(category: str, turn: int) -> str:
 
 def parse_rating(judgement: str, low: float = 1, high: float = 10) -> float | None:
     """The judge's rating as FastChat reads it: the first `[[n]]`, else the first `[n]`. None when there is none,
-    or when it lies outside [low, high] (FastChat would score an out-of-range number; it is no rating on this scale)."""
+    or when it lies outside [low, high] (FastChat would score an out-of-range number; it is no rating on this scale).
+    Unlike FastChat, a copy of the prompt's own example (`Rating: [[5]]`) is skipped, not read as the verdict."""
+    judgement = judgement.replace(PROMPT_EXAMPLE, "")
     match = RATING.search(judgement) or RATING_BACKUP.search(judgement)
     if not match:
         return None
