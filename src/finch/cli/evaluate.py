@@ -17,7 +17,8 @@ DATA_HELP = ("Held-out data: a dataset folder (its test.jsonl) or a JSONL/text f
              "the workspace's); mmlu_branch: a dataset folder (knowledge_mcq.jsonl); mmlu: MMLU's data/ folder.")
 JUDGE_HELP = "The judge: a model reference or an OpenAI-compatible URL (a strong model; the built-in one is weak)."
 LIMIT_HELP = "At most this many samples (mt_bench: questions; *_branch: per leaf; mmlu: per subject; human: prompts)."
-MAX_TOKENS_HELP = "Longest answer, in tokens (default 128; mt_bench and mt_bench_branch 256 a turn)."
+MAX_TOKENS_HELP = ("Longest answer, in tokens (default 128; mt_bench_branch 256; mt_bench 1024 a turn for a URL, "
+                   "128 for a local model).")
 JUDGE_TOKENS_HELP = "Longest judgement, in tokens (default 1024 for a URL judge, 256 for a local one)."
 
 evaluate_app = typer.Typer(

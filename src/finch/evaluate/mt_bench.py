@@ -174,18 +174,20 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def run_mt_bench(open_model, open_judge, data: MTBenchData, labels: list[str], max_tokens: int,
-                 judge_max_tokens: int, output: Path):  # fmt: skip
+def run_mt_bench(open_model, open_judge, data: MTBenchData, max_tokens: dict[str, int], judge_max_tokens: int,
+                 output: Path):  # fmt: skip
     """`open_model(label)` and `open_judge()` start backends, one in memory at a time. Writes each model's answers
-    and judgements as JSONL beside the report, so every score can be traced to the judge's words. Returns results,
+    and judgements as JSONL beside the report, so every score can be traced to the judge's words. `max_tokens`: the
+    answer length of each model, by label. Returns results,
     per-sample ratings, per-category and per-question means (both turns)."""
     from finch.fileio import atomic_write_text
 
+    labels = list(max_tokens)
     answers = {}
     for label in labels:
         backend = open_model(label)
         try:
-            answers[label] = answer_questions(backend, data.questions, max_tokens)
+            answers[label] = answer_questions(backend, data.questions, max_tokens[label])
         finally:
             backend.close()
     judge_backend = open_judge()

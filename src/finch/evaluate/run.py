@@ -9,8 +9,10 @@ from finch.errors import UsageError
 
 BENCHMARKS = ("metrics", "perplexity", "mt_bench", "mt_bench_branch", "mmlu", "mmlu_branch", "human")
 BASE_VS_TUNED = ("mt_bench_branch", "mmlu_branch")
-# Answer lengths: FastChat allows 1024 tokens a turn; 256 keeps two turns affordable on a CPU.
-DEFAULT_MAX_TOKENS = {"mt_bench": 256, "mt_bench_branch": 256}
+DEFAULT_MAX_TOKENS = {"mt_bench_branch": 256}
+# MT-Bench answers: FastChat's 1024 tokens a turn for a model behind a URL; 128 for a local one, which keeps
+# `--limit 2` with the built-in model and judge to minutes on two cores (a 270M model's answers lose nothing by it).
+MT_BENCH_TOKENS = {"url": 1024, "local": 128}
 BUILTIN = ("gemma-3-270m", "default")
 
 
@@ -28,6 +30,7 @@ def evaluate(models: dict[str, str], benchmark: str, data: Path | None, output: 
         raise UsageError(f"--benchmark {benchmark} needs --data (a dataset folder with test.jsonl, or a file).")
     if benchmark in BASE_VS_TUNED and set(models) != {"base", "tuned"}:
         raise UsageError(f"--benchmark {benchmark} compares a tuned model with its base: pass --model and --base.")
+    answer_tokens = max_tokens  # mt_bench picks its own default per model
     max_tokens = max_tokens or DEFAULT_MAX_TOKENS.get(benchmark, 128)
     notes = [f"models: {', '.join(f'{label} = {ref}' for label, ref in models.items())}", f"data: {data}"]
     if any(ref in BUILTIN for ref in models.values()):
@@ -38,7 +41,7 @@ def evaluate(models: dict[str, str], benchmark: str, data: Path | None, output: 
     elif benchmark == "perplexity":
         results, per_sample = _perplexity(models, data, models_dir, limit, notes), None
     elif benchmark == "mt_bench":
-        results, per_sample, extra = _mt_bench(models, data, output, models_dir, limit, max_tokens, judge,
+        results, per_sample, extra = _mt_bench(models, data, output, models_dir, limit, answer_tokens, judge,
                                                judge_max_tokens, notes)  # fmt: skip
     elif benchmark == "human":
         results, per_sample, extra = _human(models, data, output, models_dir, limit, max_tokens, imports, samples,
@@ -85,16 +88,19 @@ def _judge_settings(judge: str | None, judge_max_tokens: int | None) -> tuple[st
 def _mt_bench(models, data, output, models_dir, limit, max_tokens, judge, judge_max_tokens, notes):
     from finch.evaluate.mt_bench import load_mt_bench, run_mt_bench
     from finch.inference import load_backend
+    from finch.inference.loader import is_url
 
     judge, judge_max_tokens = _judge_settings(judge, judge_max_tokens)
     bench = load_mt_bench(data, limit)
     notes[1] = f"data: {bench.source} ({len(bench.questions)} questions, 2 turns each)"
-    notes.append(f"answers: FastChat's per-category temperatures, seed 0, at most {max_tokens} tokens a turn")
+    tokens = {label: max_tokens or MT_BENCH_TOKENS["url" if is_url(ref) else "local"] for label, ref in models.items()}
+    notes.append("answers: FastChat's per-category temperatures, seed 0, at most "
+                 + ", ".join(f"{n} tokens a turn ({label})" for label, n in tokens.items()))  # fmt: skip
     notes += judge_notes(judge, judge_max_tokens)
     results, per_sample, categories, per_question = run_mt_bench(
         lambda label: load_backend(models[label], models_dir, ctx=4096),
         lambda: load_backend(judge, models_dir, ctx=8192),
-        bench, list(models), max_tokens, judge_max_tokens, output,
+        bench, tokens, judge_max_tokens, output,
     )  # fmt: skip
     return results, per_sample, {"judge": judge, "categories": categories, "per_prompt": per_question,
                                  "metric": "mean rating of both turns"}  # fmt: skip
