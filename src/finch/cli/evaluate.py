@@ -97,7 +97,8 @@ def print_results(title: str, results: dict, steps: dict | None = None) -> None:
     for metric in metrics:
         table.add_column(metric, justify="right")
     for label, scores in results.items():
-        cells = [f"{scores[m]:.4g}" if isinstance(scores.get(m), float) else str(scores.get(m, "-")) for m in metrics]
+        cells = [f"{v:.4g}" if isinstance(v, float) else "-" if v is None else str(v)
+                 for v in (scores.get(m) for m in metrics)]  # fmt: skip
         table.add_row(label, *([str(steps.get(label) or "-")] if steps else []), *cells)
     out.print(table)
 
