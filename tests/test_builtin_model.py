@@ -63,6 +63,12 @@ def test_model_list_and_quickstart_reuse_the_cache(builtin):
     assert report["complete"] and [leaf["status"] for leaf in report["leaves"]] == ["complete"] * 3
     assert report["test"] == 33
     assert "trained 12 steps" in result.stdout and "after:" in result.stdout
+    # base vs tuned on the held-out seed questions: one row per leaf, whatever the verdict
+    seeds = builtin["home"] / "datasets" / "quickstart-seeds"
+    assert len((seeds / "test.jsonl").read_text().splitlines()) == 6
+    assert "7. base vs tuned" in result.stdout
+    for leaf in ("knowledge->products->kestrel_vane_k230", "compositional_skills->formatting->iso_dates"):
+        assert leaf in result.stdout.split("7. base vs tuned")[1]
     assert "q4_k_m GGUF (llama-cpp):" in result.stdout
     assert list((builtin["home"] / "runs").glob("*/exports/*/Modelfile"))
 

@@ -18,8 +18,8 @@ QUICK_STEPS = 12  # about two minutes of fp32 LoRA on two CPU cores with the 270
 def quickstart(
     model: str = typer.Option(None, help="Model to use (default: the configured model, gemma-3-270m)."),
 ) -> None:
-    """Set up the workspace, check the sample taxonomy, prepare the model, get one answer from it and generate a
-    little synthetic data."""
+    """The whole job on the built-in model: workspace, taxonomy check, model, one answer, a little synthetic data, a
+    first LoRA run, base vs tuned on held-out questions, and a q4_k_m GGUF export asked the same question."""
     from finch.inference import GenerationParams, load_backend
     from finch.models.info import model_info
     from finch.models.prepare import prepare_model
@@ -76,7 +76,10 @@ def quickstart(
     out.rule("[bold]6. a first training run")
     run_dir = quick_train(report, ref, settings)
 
-    out.rule("[bold]7. export for llama.cpp and Ollama")
+    out.rule("[bold]7. base vs tuned")
+    quick_evaluate(ref, run_dir, settings)
+
+    out.rule("[bold]8. export for llama.cpp and Ollama")
     gguf = quick_export(run_dir, report, settings)
 
     out.rule("[bold]next")
@@ -84,6 +87,24 @@ def quickstart(
         f"The run directory {run_dir} and the export {gguf} are model references: `finch chat --model {gguf}`. "
         "Next: `finch data generate --teacher URL` with a strong teacher for real training data, `finch train` on "
         "it, and `finch evaluate` against the base."
+    )
+
+
+def quick_evaluate(ref: str, run_dir: Path, settings) -> None:
+    """Base vs tuned on the seed questions the run held out, per leaf, by ROUGE-L against the taxonomy's answers."""
+    import json
+
+    from finch.cli.evaluate import print_verdicts
+    from finch.evaluate.branch import quick_base_vs_tuned
+
+    test = settings.path("datasets_dir") / "quickstart-seeds" / "test.jsonl"
+    rows = [json.loads(line) for line in test.read_text(encoding="utf-8").splitlines() if line.strip()]
+    verdicts = quick_base_vs_tuned(ref, str(run_dir), rows, settings.path("models_dir"))
+    print_verdicts(verdicts, "ROUGE-L")
+    out.print(
+        f"{len(rows)} seed questions the run never trained on. {QUICK_STEPS} steps on a few examples mostly teach the "
+        "answer format, not new facts; real runs train on synthetic data (`finch data generate`) and are judged with "
+        f"`finch evaluate --model {run_dir} --base {ref} --benchmark mt_bench_branch` and friends."
     )
 
 
@@ -121,11 +142,12 @@ def quick_train(report, ref: str, settings) -> Path:
     from finch.inference import GenerationParams, load_backend
     from finch.train import TrainConfig
     from finch.train.runs import start_run
-    from finch.train.seed_data import seed_rows, write_seed_dataset
+    from finch.train.seed_data import seed_rows, split_seed_rows, write_seed_dataset
     from finch.ui import err
 
     dataset = write_seed_dataset(report, settings.path("datasets_dir") / "quickstart-seeds")
-    first = seed_rows(report)[0]["messages"]
+    train_rows, test_rows = split_seed_rows(seed_rows(report))
+    first = train_rows[0]["messages"]
     config = TrainConfig(
         data=dataset,
         model=ref,
@@ -138,8 +160,8 @@ def quick_train(report, ref: str, settings) -> Path:
         output=settings.path("runs_dir") / f"quickstart-{time.strftime('%Y%m%d-%H%M%S')}",
     )
     out.print(
-        f"{QUICK_STEPS} LoRA steps on the {len(seed_rows(report))} seed question/answer pairs of the taxonomy "
-        "(real runs train on synthetic data generated from them)."
+        f"{QUICK_STEPS} LoRA steps on {len(train_rows)} seed question/answer pairs of the taxonomy, {len(test_rows)} "
+        "held out for the comparison below (real runs train on synthetic data generated from them)."
     )
     progress = TrainProgress()
     try:

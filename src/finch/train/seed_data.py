@@ -42,8 +42,28 @@ def seed_rows(report) -> list[dict]:
     return rows
 
 
+HOLDOUT_EVERY = 5  # every 5th seed example of a leaf is held out (at least one per leaf that has two)
+
+
+def split_seed_rows(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(train, test): a few seed examples per leaf held out, so base vs tuned can be compared on questions the run
+    never saw."""
+    by_leaf: dict[str, list[dict]] = {}
+    for row in rows:
+        by_leaf.setdefault(row["metadata"]["leaf"], []).append(row)
+    train, test = [], []
+    for leaf_rows in by_leaf.values():
+        held = {i for i in range(len(leaf_rows)) if (i + 1) % HOLDOUT_EVERY == 0}
+        if not held and len(leaf_rows) >= 2:
+            held = {len(leaf_rows) - 1}
+        for i, row in enumerate(leaf_rows):
+            (test if i in held else train).append(row)
+    return train, test
+
+
 def write_seed_dataset(report, folder: Path) -> Path:
-    """train.jsonl with every seed example; no test split (these few rows are all there is)."""
-    rows = seed_rows(report)
-    atomic_write_text(folder / "train.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+    """train.jsonl and test.jsonl (split_seed_rows) from the taxonomy's seed examples."""
+    train, test = split_seed_rows(seed_rows(report))
+    for name, rows in (("train.jsonl", train), ("test.jsonl", test)):
+        atomic_write_text(folder / name, "".join(json.dumps(row) + "\n" for row in rows))
     return folder
