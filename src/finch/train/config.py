@@ -39,7 +39,7 @@ class TrainConfig(BaseModel):
     save_every: int = Field(50, ge=0)  # checkpoints for --resume; 0 = none
     early_stopping_patience: int = Field(0, ge=0)  # evals without improvement before stopping; 0 = never
     gradient_checkpointing: bool = False
-    loss_chunk_tokens: int = Field(256, ge=1)  # labelled positions per output-head chunk
+    loss_chunk_tokens: int = Field(128, ge=1)  # labelled positions per output-head chunk
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     dpo_beta: float = Field(0.1, gt=0)  # --method dpo: how far the tuned model may move from the base
     seed: int = 42

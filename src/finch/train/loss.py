@@ -19,24 +19,46 @@ class _ChunkedHeadLoss(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, hidden, weight, targets, softcap, chunk):
+        n_rows, vocab = hidden.shape[0], weight.shape[0]
+        chunk = min(chunk, n_rows)
         grad_hidden = torch.empty_like(hidden) if hidden.requires_grad else None
         grad_weight = torch.zeros_like(weight, dtype=torch.float32) if weight.requires_grad else None
+        wants_grad = grad_hidden is not None or grad_weight is not None
+        # One [chunk x vocab] buffer serves every chunk, overwritten in place: raw logits, log-probabilities, then
+        # their gradient. Fresh tensors per chunk would each cost an allocation, page faults and an extra pass.
+        logits_buffer = torch.empty((chunk, vocab), dtype=torch.float32, device=hidden.device)
+        squash_buffer = torch.empty_like(logits_buffer) if softcap and wants_grad else None
+        fp32 = weight.dtype == torch.float32 and hidden.dtype == torch.float32
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
-        for start in range(0, hidden.shape[0], chunk):
+        for start in range(0, n_rows, chunk):
             h = hidden[start : start + chunk]
             y = targets[start : start + chunk]
-            raw = (h @ weight.T).float()
-            logits = softcap * torch.tanh(raw / softcap) if softcap else raw
-            total += F.cross_entropy(logits, y, reduction="sum")
-            if grad_hidden is None and grad_weight is None:
-                continue
-            grad_logits = torch.softmax(logits, dim=-1)  # d(sum CE)/d(logits) = softmax - one_hot
-            grad_logits[torch.arange(len(y), device=y.device), y] -= 1
+            rows = torch.arange(len(y), device=y.device)
+            logits = logits_buffer[: len(y)]
+            if fp32:
+                torch.mm(h, weight.T, out=logits)
+            else:
+                logits.copy_(h @ weight.T)
             if softcap:
-                grad_logits *= 1 - (logits / softcap) ** 2
-            grad_logits = grad_logits.to(weight.dtype)
+                logits.div_(softcap).tanh_()
+                if squash_buffer is not None:  # d(c * tanh(raw / c)) / d(raw) = 1 - tanh^2
+                    squash = torch.mul(logits, logits, out=squash_buffer[: len(y)]).neg_().add_(1)
+                logits.mul_(softcap)
+            log_probs = torch.log_softmax(logits, dim=-1, out=logits)
+            total -= log_probs[rows, y].sum()
+            if not wants_grad:
+                continue
+            grad_logits = log_probs.exp_()  # d(sum CE)/d(logits) = softmax - one_hot
+            grad_logits[rows, y] -= 1
+            if softcap:
+                grad_logits.mul_(squash)
+            if not fp32:
+                grad_logits = grad_logits.to(weight.dtype)
             if grad_hidden is not None:
-                grad_hidden[start : start + chunk] = grad_logits @ weight
+                if fp32:
+                    torch.mm(grad_logits, weight, out=grad_hidden[start : start + chunk])
+                else:
+                    grad_hidden[start : start + chunk] = grad_logits @ weight
             if grad_weight is not None:
                 grad_weight += (grad_logits.T @ h).float()
         ctx.save_for_backward(
@@ -67,7 +89,7 @@ def chunked_loss_sum(
     labels: torch.Tensor,
     head_weight: torch.Tensor,
     softcap: float | None = None,
-    chunk: int = 1024,
+    chunk: int = 128,
 ) -> tuple[torch.Tensor, int]:
     """(sum of token losses, number of labelled tokens); divide by the step's token count for a mean."""
     h, y = labelled_positions(hidden, labels)
