@@ -31,6 +31,11 @@ def train(
     lora_alpha: float = typer.Option(None, help="LoRA alpha (default 32)."),
     lora_dropout: float = typer.Option(None, help="LoRA dropout (default 0.05)."),
     lora_targets: str = typer.Option(None, help="Comma-separated module names, or all-linear (default)."),
+    phased: bool = typer.Option(
+        None, "--phased", help="LAB: knowledge rows first, then skills rows plus replay; the best eval loss wins."
+    ),
+    replay: Path = typer.Option(None, help="JSONL of chat rows mixed into the skills phase (or all the data)."),
+    replay_ratio: float = typer.Option(None, help="Replay rows per training row of that phase (default 0.1)."),
     eval_every: int = typer.Option(None, help="Eval loss on test.jsonl every N steps (default: at the end)."),
     save_every: int = typer.Option(None, help="Checkpoint every N steps for --resume (default 50)."),
     output: Path = typer.Option(None, "--output", "-o", help="Run directory (default: runs/<model>-<time>)."),
@@ -58,6 +63,9 @@ def train(
         "lora_alpha": lora_alpha,
         "lora_dropout": lora_dropout,
         "lora_targets": targets,
+        "phased": phased,
+        "replay": replay,
+        "replay_ratio": replay_ratio,
         "eval_every": eval_every,
         "save_every": save_every,
         "output": output,

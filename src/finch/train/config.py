@@ -41,6 +41,9 @@ class TrainConfig(BaseModel):
     gradient_checkpointing: bool = False
     loss_chunk_tokens: int = Field(128, ge=1)  # labelled positions per output-head chunk
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    phased: bool = False  # LAB: phase 1 on knowledge rows, phase 2 on the rest plus replay; best eval loss wins
+    replay: Path | None = None  # JSONL of chat rows mixed into phase 2 (or into all the data when not phased)
+    replay_ratio: float = Field(0.1, ge=0)  # replay rows per training row of the phase they join
     dpo_beta: float = Field(0.1, gt=0)  # --method dpo: how far the tuned model may move from the base
     seed: int = 42
     output: Path | None = None  # run directory; None = runs_dir/<model>-<time>
@@ -53,6 +56,8 @@ class TrainConfig(BaseModel):
             raise ValueError(
                 f"pipeline '{self.pipeline}' is not implemented yet; use auto or full (the single-device loop)"
             )
+        if self.method == "dpo" and (self.phased or self.replay is not None):
+            raise ValueError("--phased and --replay train on chat rows; DPO reads preference pairs, so drop them")
         return self
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,11 +53,16 @@ def data_files(data: Path) -> tuple[Path, Path | None]:
 
 def read_rows(path: Path) -> list[list[dict[str, str]]]:
     """The conversations of a JSONL file, each checked; the first bad row stops with its line number."""
+    return [messages for messages, _ in read_rows_with_kind(path)]
+
+
+def read_rows_with_kind(path: Path) -> list[tuple[list[dict[str, str]], str | None]]:
+    """(conversation, metadata.kind) per row: kind says knowledge, skill or replay where the data generator set it."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as e:
         raise UsageError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8 JSONL.") from None
-    conversations = []
+    rows = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -65,10 +71,26 @@ def read_rows(path: Path) -> list[list[dict[str, str]]]:
             row = json.loads(line)
         except json.JSONDecodeError as e:
             raise UsageError(f"{where}: invalid JSON ({e.msg}); each line must be one JSON object.") from None
-        conversations.append(_check_row(row, where))
-    if not conversations:
+        metadata = row.get("metadata") if isinstance(row, dict) else None
+        kind = metadata.get("kind") if isinstance(metadata, dict) else None
+        rows.append((_check_row(row, where), kind if isinstance(kind, str) else None))
+    if not rows:
         raise UsageError(f'{path}: no rows; a dataset needs at least one {{"messages": [...]}} line.')
-    return conversations
+    return rows
+
+
+def row_phase(kind: str | None) -> str:
+    """The phase of phased training a row belongs to: knowledge rows first, then the skills (and replay) rows."""
+    return "knowledge" if kind == "knowledge" else "skills"
+
+
+def replay_rows(path: Path, count: int, seed: int) -> list[list[dict[str, str]]]:
+    """`count` conversations from a replay buffer, a seeded sample (with repeats only when it holds fewer)."""
+    if not path.is_file():
+        raise UsageError(f"--replay {path}: no such file; pass a JSONL file of chat rows.")
+    pool = read_rows(path)
+    rng = random.Random(seed)
+    return rng.sample(pool, count) if count <= len(pool) else rng.choices(pool, k=count)
 
 
 def _check_row(row: object, where: str) -> list[dict[str, str]]:

@@ -25,6 +25,9 @@ from finch.train.data import (
     data_files,
     file_hash,
     read_rows,
+    read_rows_with_kind,
+    replay_rows,
+    row_phase,
     tokenize_split,
 )
 from finch.train.loss import chunked_loss_sum
@@ -41,6 +44,7 @@ class TrainResult:
     tokens_per_s: float
     peak_rss_gb: float
     log: list[dict] = field(default_factory=list)
+    best_eval_loss: float | None = None  # the adapter that scored it is in run_dir / "best"
 
 
 def epoch_batches(samples: list[Sample], config: TrainConfig, epoch: int, pad_id: int, shuffle: bool) -> list[Batch]:
@@ -104,19 +108,33 @@ def evaluate(model, batches: list[Batch], device, chunk: int) -> float:
     return total / max(count, 1)
 
 
+def save_best(model, folder: Path) -> None:
+    """The adapter as it is now, replacing the previous best in one rename."""
+    import shutil
+
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+
+
 def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
-def load_model(hf_dir: Path, config: TrainConfig, dtype: str, device: str):
-    """The base model in the profile's dtype with fresh LoRA adapters (seeded, so runs repeat)."""
-    from peft import get_peft_model
+def load_model(hf_dir: Path, config: TrainConfig, dtype: str, device: str, init_adapter: Path | None = None):
+    """The base model in the profile's dtype with fresh LoRA adapters (seeded, so runs repeat), or with the
+    adapter in `init_adapter` (a phase that continues the previous one's best)."""
+    from peft import PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=getattr(torch, dtype)).to(device)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     torch.manual_seed(config.seed)
+    if init_adapter is not None:
+        return PeftModel.from_pretrained(model, init_adapter, is_trainable=True)
     lora = lora_config(config)
     try:
         return get_peft_model(model, lora)
@@ -132,21 +150,34 @@ class TrainData:
     test: Split | None
     train_file: Path
     test_file: Path | None
+    extra_files: tuple[Path, ...] = ()  # other inputs the data depends on (a replay buffer), for the data hash
 
 
-def load_data(config: TrainConfig, hf_dir: Path) -> TrainData:
-    """Rows rendered with the model's chat template, labels only on assistant turns, too-long samples skipped."""
+def load_data(config: TrainConfig, hf_dir: Path, phase: str | None = None) -> TrainData:
+    """Rows rendered with the model's chat template, labels only on assistant turns, too-long samples skipped.
+
+    `phase` keeps the training rows of one phase of phased training (knowledge, or skills: every other kind);
+    the replay buffer, if any, is mixed into the skills phase (or into all the data when not phased).
+    The test split stays whole, so eval losses of both phases compare."""
     from transformers import AutoConfig, AutoTokenizer
 
     assert config.data is not None
     tokenizer = AutoTokenizer.from_pretrained(hf_dir)
     render = chat_renderer(tokenizer, AutoConfig.from_pretrained(hf_dir).model_type)
     train_file, test_file = data_files(config.data)
-    train_split = tokenize_split(tokenizer, render, read_rows(train_file), config.max_seq_len, str(train_file))
+    rows = [messages for messages, kind in read_rows_with_kind(train_file) if phase in (None, row_phase(kind))]
+    name = f"{train_file} ({phase} rows)" if phase else str(train_file)
+    extra_files: tuple[Path, ...] = ()
+    if config.replay is not None and phase != "knowledge":
+        rows += replay_rows(config.replay, round(config.replay_ratio * len(rows)), config.seed)
+        extra_files = (config.replay,)
+    if not rows:
+        raise UsageError(f"--data {config.data}: no {phase} rows to train on (metadata.kind).")
+    train_split = tokenize_split(tokenizer, render, rows, config.max_seq_len, name)
     test_split = None
     if test_file is not None:
         test_split = tokenize_split(tokenizer, render, read_rows(test_file), config.max_seq_len, str(test_file))
-    return TrainData(tokenizer, render, train_split, test_split, train_file, test_file)
+    return TrainData(tokenizer, render, train_split, test_split, train_file, test_file, extra_files)
 
 
 def train(
@@ -158,8 +189,10 @@ def train(
     resume: bool = False,
     on_step: Callable[[dict], None] | None = None,
     on_message: Callable[[str], None] = lambda message: None,
+    init_adapter: Path | None = None,
 ) -> TrainResult:
-    """Train LoRA adapters on `hf_dir` and write the run directory; `resume` continues from its last checkpoint."""
+    """Train LoRA adapters on `hf_dir` and write the run directory; `resume` continues from its last checkpoint.
+    Every eval that beats the best so far saves the adapter to run_dir / "best"."""
     from finch.system import system_info
 
     profile = system_info().profile
@@ -184,7 +217,7 @@ def train(
     lineage = {
         "base_model": base_model,
         "base_model_path": str(hf_dir),
-        "data_hash": file_hash(train_file, test_file),
+        "data_hash": file_hash(train_file, test_file, *data.extra_files),
         "train_samples": len(samples),
         "test_samples": len(test_split.samples) if test_split else 0,
         "skipped_too_long": train_split.skipped_too_long,
@@ -193,7 +226,7 @@ def train(
         "total_steps": total_steps,
     }
 
-    model = load_model(hf_dir, config, dtype, device)
+    model = load_model(hf_dir, config, dtype, device, init_adapter)
     model.train()
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     optimizer = torch.optim.AdamW(trainable.values(), lr=config.lr, weight_decay=config.weight_decay)
@@ -257,6 +290,7 @@ def train(
             record["eval_loss"] = round(last_eval, 6)
             if state.best_eval_loss is None or last_eval < state.best_eval_loss:
                 state.best_eval_loss, state.evals_without_improvement = last_eval, 0
+                save_best(model, run_dir / "best")
             else:
                 state.evals_without_improvement += 1
         log.append(record)
@@ -286,6 +320,7 @@ def train(
         tokens_per_s=round(tokens_seen / max(train_seconds, 1e-9), 2),
         peak_rss_gb=round(peak_rss_gb(), 3),
         log=log,
+        best_eval_loss=state.best_eval_loss,
     )
     outcome = {
         "steps": result.steps,
@@ -293,6 +328,7 @@ def train(
         "eval_loss": result.eval_loss,
         "tokens_per_s": result.tokens_per_s,
         "peak_rss_gb": result.peak_rss_gb,
+        "best_eval_loss": result.best_eval_loss,
     }
     write_run_yaml(files, config, lineage, status="finished", result=outcome)
     return result

@@ -11,6 +11,7 @@ from finch.train.config import TrainConfig
 from finch.train.data import data_files
 from finch.train.dpo import read_preferences, train_dpo
 from finch.train.loop import TrainResult, load_data, train
+from finch.train.phased import train_phased
 from finch.train.run_dir import RunFiles, resolved_config
 
 
@@ -79,6 +80,10 @@ def start_run(
     on_start(config, run_dir)
     if config.method == "dpo":
         return train_dpo(config, hf_dir, base_reference(resolved, hf_dir), run_dir, on_step=on_step)
+    if config.phased:
+        return train_phased(
+            config, hf_dir, base_reference(resolved, hf_dir), run_dir, bool(resume), on_step, on_message
+        )
     return train(
         config,
         data,
