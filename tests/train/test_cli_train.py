@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from tests.conftest import assert_one_line_error, run_finch
@@ -12,9 +13,13 @@ def test_missing_data_is_one_line(finch_home, tmp_path):
     assert_one_line_error(run_finch("train", "--data", str(tmp_path / "nope")), 2, "--data", "no such file")
 
 
-def test_unimplemented_method_is_one_line(finch_home, tmp_path):
+def test_qlora_on_a_machine_without_cuda_is_one_line(finch_home, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA, so QLoRA is allowed")
     assert_one_line_error(
-        run_finch("train", "--data", str(tmp_path), "--method", "qlora"), 2, "method", "not implemented yet"
+        run_finch("train", "--data", str(tmp_path), "--method", "qlora"), 2, "--method qlora", "needs a CUDA GPU"
     )
 
 

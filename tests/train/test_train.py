@@ -85,9 +85,12 @@ def test_run_directory_is_a_model_reference_that_learned_the_answers(trained, ti
     assert "bright purple" in answer.text and "purple" not in base_answer.text
 
 
-def test_unfinished_features_and_bad_references_are_clear(tmp_path, tiny_gemma3_dir):
-    with pytest.raises(ValueError, match="method 'qlora' is not implemented yet"):
-        TrainConfig(method="qlora")
+def test_qlora_without_cuda_and_bad_references_are_clear(tmp_path, tiny_gemma3_dir):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA, so QLoRA is allowed")
+    with pytest.raises(UsageError, match="--method qlora: bitsandbytes NF4 needs a CUDA GPU"):
+        run(tmp_path / "qlora", tiny_gemma3_dir, method="qlora", max_steps=1)
+    assert not (tmp_path / "qlora" / "run").exists()  # refused before a run directory was made
     with pytest.raises(UsageError, match="--output .* already holds a run"):
         run(tmp_path, tiny_gemma3_dir, max_steps=1, save_every=0)
         run(tmp_path, tiny_gemma3_dir, max_steps=1, save_every=0)
@@ -128,3 +131,23 @@ def test_early_stopping_follows_the_eval_losses(tmp_path, tiny_gemma3_dir):
             break
     assert stop_at is not None, evals  # the test means nothing unless the run really stopped early
     assert result.steps == stop_at < 40
+
+
+def test_full_fine_tuning_saves_a_model_that_is_a_model_reference(tmp_path, tiny_llama_dir):
+    from safetensors.torch import load_file
+
+    from finch.models.resolve import resolve_model
+
+    result = run(tmp_path, tiny_llama_dir, method="full", max_steps=8, lr=1e-3, max_seq_len=128, save_every=4)
+    losses = [r["loss"] for r in result.log]
+    assert losses[-1] < losses[0]
+    assert not (result.run_dir / "adapter_config.json").exists()
+    resolved = resolve_model(str(result.run_dir), tmp_path / "models")
+    assert resolved.kind != "adapter" and resolved.path == result.run_dir
+    tuned = AutoModelForCausalLM.from_pretrained(result.run_dir, dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
+    moved = {name: float((p - base.state_dict()[name]).abs().max()) for name, p in tuned.state_dict().items()}
+    assert all(change > 0 for name, change in moved.items() if "norm" not in name), moved  # every weight trained
+    # The checkpoint for --resume holds every weight, not an adapter.
+    [checkpoint] = list((result.run_dir / "checkpoints").glob("step-*"))
+    assert len(load_file(checkpoint / "trainable.safetensors")) == len(list(tuned.parameters()))

@@ -16,7 +16,8 @@ def train(
     model: str = typer.Option(None, "--model", "-m", help="Base model reference (default: the configured model)."),
     method: str = typer.Option(
         None,
-        help="lora, or dpo on {prompt, chosen, rejected} rows (needs trl); qlora and full: not yet.",
+        help="lora (default), qlora (4-bit NF4 base, CUDA only), full (every weight), or dpo on {prompt, chosen, "
+        "rejected} rows (needs trl).",
     ),
     pipeline: str = typer.Option(
         None, help="auto or full: the single-device loop (simple and accelerated are not implemented yet)."

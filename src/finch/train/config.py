@@ -10,8 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from finch.errors import UsageError
 
-IMPLEMENTED_METHODS = ("lora", "dpo")
-
 
 class TrainConfig(BaseModel):
     """Everything a run depends on; the resolved copy is printed at start and saved in run.yaml."""
@@ -50,8 +48,6 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        if self.method not in IMPLEMENTED_METHODS:
-            raise ValueError(f"method '{self.method}' is not implemented yet; use lora or dpo")
         if self.pipeline in ("simple", "accelerated"):
             raise ValueError(
                 f"pipeline '{self.pipeline}' is not implemented yet; use auto or full (the single-device loop)"

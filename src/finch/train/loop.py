@@ -129,7 +129,15 @@ def load_model(hf_dir: Path, config: TrainConfig, dtype: str, device: str, init_
     from peft import PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=getattr(torch, dtype)).to(device)
+    if config.method == "full":  # every weight trains; a previous phase's result is the starting model
+        model = AutoModelForCausalLM.from_pretrained(init_adapter or hf_dir, dtype=getattr(torch, dtype)).to(device)
+        if config.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        return model
+    if config.method == "qlora":
+        model = load_nf4_model(hf_dir, config)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=getattr(torch, dtype)).to(device)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     torch.manual_seed(config.seed)
@@ -140,6 +148,32 @@ def load_model(hf_dir: Path, config: TrainConfig, dtype: str, device: str, init_
         return get_peft_model(model, lora)
     except ValueError as e:
         raise UsageError(f"--lora-targets {config.lora_targets}: {e}") from None
+
+
+def load_nf4_model(hf_dir: Path, config: TrainConfig):
+    """QLoRA's base (CUDA only): bitsandbytes NF4 weights with double quantisation, bf16 compute."""
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
+    model = AutoModelForCausalLM.from_pretrained(
+        hf_dir, quantization_config=quantization, dtype=torch.bfloat16, device_map={"": 0}
+    )
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
+
+
+def make_optimizer(config: TrainConfig, params):
+    """AdamW; QLoRA's is bitsandbytes' paged AdamW, whose state moves to CPU memory when the GPU runs short."""
+    if config.method == "qlora":
+        import bitsandbytes
+
+        return bitsandbytes.optim.PagedAdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
 @dataclass
@@ -197,6 +231,8 @@ def train(
 
     profile = system_info().profile
     dtype = profile.dtype if config.dtype == "auto" else config.dtype
+    if config.method == "full" and config.dtype == "auto":
+        dtype = "float32"  # AdamW steps on bf16 weights round away; full fine-tuning keeps fp32 weights
     device = profile.device
     torch.manual_seed(config.seed)
 
@@ -229,7 +265,7 @@ def train(
     model = load_model(hf_dir, config, dtype, device, init_adapter)
     model.train()
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    optimizer = torch.optim.AdamW(trainable.values(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = make_optimizer(config, list(trainable.values()))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(warmup, total_steps))
     state = TrainerState(step=0, epoch=0, batch_in_epoch=0)
 

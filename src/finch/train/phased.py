@@ -20,7 +20,7 @@ from finch.train.loop import TrainResult, load_data, train
 from finch.train.run_dir import RunFiles, plot_loss, write_run_yaml
 
 PHASES = ("knowledge", "skills")
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+RUN_OWN_FILES = {"run.yaml", "train_log.jsonl", "loss.png"}
 
 
 def phase_dir(run_dir: Path, index: int, phase: str) -> Path:
@@ -54,9 +54,9 @@ def finished_result(folder: Path) -> TrainResult:
 
 
 def adapter_of(result: TrainResult) -> Path:
-    """A phase's best adapter (by eval loss), or its final one when it had no evals."""
+    """A phase's best adapter or model (by eval loss), or its final one when it had no evals."""
     best = result.run_dir / "best"
-    return best if (best / "adapter_config.json").is_file() else result.run_dir
+    return best if best.is_dir() else result.run_dir
 
 
 def train_phased(
@@ -110,8 +110,9 @@ def train_phased(
     scored = [r for r in results if r.best_eval_loss is not None]
     best = min(scored, key=lambda r: r.best_eval_loss) if scored else results[-1]
     best_index = results.index(best) + 1
-    for name in ADAPTER_FILES:
-        shutil.copyfile(adapter_of(best) / name, run_dir / name)
+    for path in adapter_of(best).iterdir():  # the adapter, or the whole model for --method full
+        if path.is_file() and path.name not in RUN_OWN_FILES:
+            shutil.copyfile(path, run_dir / path.name)
     for name in (p.name for p in best.run_dir.iterdir() if p.name.startswith(("tokenizer", "special_tokens", "chat"))):
         shutil.copyfile(best.run_dir / name, run_dir / name)
 

@@ -33,6 +33,20 @@ def find_run(resume: str, runs_dir: Path) -> Path:
     return path
 
 
+def check_method_fits_device(config: TrainConfig) -> None:
+    """QLoRA's 4-bit base is bitsandbytes NF4, which trains on CUDA only: say so before anything is prepared."""
+    if config.method != "qlora":
+        return
+    from finch.system import system_info
+
+    device = system_info().profile.device
+    if device != "cuda":
+        raise UsageError(
+            f"--method qlora: bitsandbytes NF4 needs a CUDA GPU and this machine trains on {device}; "
+            "use --method lora (same adapter, unquantised base)."
+        )
+
+
 def start_run(
     config: TrainConfig,
     models_dir: Path,
@@ -52,6 +66,7 @@ def start_run(
         saved = RunFiles(run_dir).read_run_yaml()
         if saved.get("status") == "finished":
             raise UsageError(f"--resume {resume}: that run already finished ({run_dir}).")
+    check_method_fits_device(config)
     if config.data is None:
         raise UsageError("--data is required: a dataset directory (train.jsonl, test.jsonl) or a JSONL file.")
     data_files(config.data)  # bad paths fail now, not after the model is prepared
