@@ -20,7 +20,10 @@ def train(
         "rejected} rows (needs trl).",
     ),
     pipeline: str = typer.Option(
-        None, help="auto or full: the single-device loop (simple and accelerated are not implemented yet)."
+        None, help="auto or full: the single-device loop; accelerated: data-parallel processes (--gpus N)."
+    ),
+    processes: int = typer.Option(
+        None, "--gpus", "--processes", help="--pipeline accelerated: processes (one per GPU; on CPU, gloo) (default 2)."
     ),
     max_steps: int = typer.Option(None, help="Optimiser steps; wins over --epochs."),
     epochs: float = typer.Option(None, help="Passes over the training data (default 1)."),
@@ -54,6 +57,7 @@ def train(
         "model": model,
         "method": method,
         "pipeline": pipeline,
+        "processes": processes,
         "max_steps": max_steps,
         "epochs": epochs,
         "lr": lr,

@@ -39,6 +39,7 @@ class TrainConfig(BaseModel):
     gradient_checkpointing: bool = False
     loss_chunk_tokens: int = Field(128, ge=1)  # labelled positions per output-head chunk
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    processes: int = Field(2, ge=1)  # --pipeline accelerated: data-parallel processes (one per GPU on CUDA)
     phased: bool = False  # LAB: phase 1 on knowledge rows, phase 2 on the rest plus replay; best eval loss wins
     replay: Path | None = None  # JSONL of chat rows mixed into phase 2 (or into all the data when not phased)
     replay_ratio: float = Field(0.1, ge=0)  # replay rows per training row of the phase they join
@@ -48,10 +49,10 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        if self.pipeline in ("simple", "accelerated"):
-            raise ValueError(
-                f"pipeline '{self.pipeline}' is not implemented yet; use auto or full (the single-device loop)"
-            )
+        if self.pipeline == "simple":
+            raise ValueError("pipeline 'simple' is not implemented yet; use auto, full or accelerated")
+        if self.pipeline == "accelerated" and (self.phased or self.method in ("dpo", "qlora")):
+            raise ValueError("pipeline 'accelerated' trains lora or full runs without --phased; use pipeline full")
         if self.method == "dpo" and (self.phased or self.replay is not None):
             raise ValueError("--phased and --replay train on chat rows; DPO reads preference pairs, so drop them")
         return self

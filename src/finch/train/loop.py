@@ -30,6 +30,7 @@ from finch.train.data import (
     row_phase,
     tokenize_split,
 )
+from finch.train.distributed import SINGLE, ProcessGroup
 from finch.train.loss import chunked_loss_sum
 from finch.train.packing import Batch, collate, pack
 from finch.train.run_dir import RunFiles, plot_loss, write_run_yaml
@@ -97,15 +98,16 @@ def batch_loss_sum(decoder, head_weight, softcap, batch: Batch, device, chunk: i
 
 
 @torch.no_grad()
-def evaluate(model, batches: list[Batch], device, chunk: int) -> float:
+def evaluate(model, batches: list[Batch], device, chunk: int, group: ProcessGroup = SINGLE) -> float:
+    """Mean loss per labelled token; processes split the batches and add up their sums."""
     decoder, head_weight, softcap = causal_lm_parts(model)
     model.eval()
     total, count = 0.0, 0
-    for batch in batches:
+    for batch in batches[group.rank :: group.world]:
         loss_sum, n = batch_loss_sum(decoder, head_weight, softcap, batch, device, chunk)
         total, count = total + float(loss_sum), count + n
     model.train()
-    return total / max(count, 1)
+    return group.sum(total) / max(group.sum(count), 1)
 
 
 def save_best(model, folder: Path) -> None:
@@ -224,6 +226,7 @@ def train(
     on_step: Callable[[dict], None] | None = None,
     on_message: Callable[[str], None] = lambda message: None,
     init_adapter: Path | None = None,
+    group: ProcessGroup = SINGLE,
 ) -> TrainResult:
     """Train LoRA adapters on `hf_dir` and write the run directory; `resume` continues from its last checkpoint.
     Every eval that beats the best so far saves the adapter to run_dir / "best"."""
@@ -246,7 +249,8 @@ def train(
     eval_batches = epoch_batches(test_split.samples, config, 0, pad_id, shuffle=False) if test_split else []
 
     per_epoch = len(epoch_batches(samples, config, 0, pad_id, shuffle=True))
-    total_steps = config.max_steps or max(1, math.ceil(config.epochs * per_epoch / config.grad_accum))
+    micro_per_step = config.grad_accum * group.world  # every process reads them all and trains on its share
+    total_steps = config.max_steps or max(1, math.ceil(config.epochs * per_epoch / micro_per_step))
     warmup = int(config.warmup_ratio * total_steps)
 
     files = RunFiles(run_dir)
@@ -277,11 +281,13 @@ def train(
         if saved.get("data_hash") != lineage["data_hash"]:
             raise UsageError(f"--resume {run_dir}: the data changed since the run started; resume needs the same data.")
         state = load_checkpoint(checkpoint, model, optimizer, scheduler)
-        files.truncate_log(state.step)
+        if group.main:
+            files.truncate_log(state.step)
         on_message(f"resuming {run_dir} from step {state.step} of {total_steps}")
-    else:
+    elif group.main:
         files.start_log()
-    write_run_yaml(files, config, lineage, status="running")
+    if group.main:
+        write_run_yaml(files, config, lineage, status="running")
 
     decoder, head_weight, softcap = causal_lm_parts(model)
     stream = batch_stream(samples, config, pad_id, state)
@@ -290,14 +296,16 @@ def train(
     tokens_seen, train_seconds = 0, 0.0  # optimiser steps only: evals and checkpoints are not throughput
     while state.step < total_steps:
         step_started = time.monotonic()
-        micro_batches = [next(stream) for _ in range(config.grad_accum)]
-        # Mean over the step's labelled tokens, however they fall into micro-batches.
+        micro_batches = [next(stream) for _ in range(micro_per_step)]
+        # Mean over the step's labelled tokens, however they fall into micro-batches and processes.
         step_labels = sum(batch.n_labels for batch in micro_batches)
         step_loss = 0.0
-        for batch in micro_batches:
+        for batch in micro_batches[group.rank :: group.world]:
             loss_sum, _ = batch_loss_sum(decoder, head_weight, softcap, batch, device, config.loss_chunk_tokens)
             (loss_sum / step_labels).backward()
             step_loss += loss_sum.item() / step_labels
+        group.sum_gradients(trainable.values())
+        step_loss = group.sum(step_loss)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable.values(), config.max_grad_norm))
         lr = scheduler.get_last_lr()[0]
         optimizer.step()
@@ -322,27 +330,32 @@ def train(
             record["peak_gpu_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
         due_eval = config.eval_every and state.step % config.eval_every == 0
         if eval_batches and (due_eval or state.step == total_steps):
-            last_eval = evaluate(model, eval_batches, device, config.loss_chunk_tokens)
+            last_eval = evaluate(model, eval_batches, device, config.loss_chunk_tokens, group)
             record["eval_loss"] = round(last_eval, 6)
             if state.best_eval_loss is None or last_eval < state.best_eval_loss:
                 state.best_eval_loss, state.evals_without_improvement = last_eval, 0
-                save_best(model, run_dir / "best")
+                if group.main:
+                    save_best(model, run_dir / "best")
             else:
                 state.evals_without_improvement += 1
         log.append(record)
-        files.append_log(record)
-        if on_step:
+        if group.main:
+            files.append_log(record)
+        if on_step and group.main:
             on_step({**record, "total_steps": total_steps})
         stop_early = (
             config.early_stopping_patience and state.evals_without_improvement >= config.early_stopping_patience
         )
-        if config.save_every and state.step % config.save_every == 0 and state.step < total_steps:
+        due_save = config.save_every and state.step % config.save_every == 0 and state.step < total_steps
+        if due_save and group.main:
             save_checkpoint(run_dir, state, trainable, optimizer, scheduler)
         if stop_early:
             patience = config.early_stopping_patience
             on_message(f"early stop at step {state.step}: eval loss did not improve in {patience} evals")
             break
 
+    if not group.main:
+        return TrainResult(run_dir, state.step, log[-1]["loss"] if log else None, last_eval, 0.0, peak_rss_gb(), log)
     model.save_pretrained(run_dir)
     if not tokenizer.chat_template:
         tokenizer.chat_template = render.template  # the run dir carries the format it was trained in

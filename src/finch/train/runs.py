@@ -9,9 +9,10 @@ from pathlib import Path
 from finch.errors import UsageError
 from finch.train.config import TrainConfig
 from finch.train.data import data_files
+from finch.train.distributed import launch
 from finch.train.dpo import read_preferences, train_dpo
 from finch.train.loop import TrainResult, load_data, train
-from finch.train.phased import train_phased
+from finch.train.phased import finished_result, train_phased
 from finch.train.run_dir import RunFiles, resolved_config
 
 
@@ -95,6 +96,9 @@ def start_run(
     on_start(config, run_dir)
     if config.method == "dpo":
         return train_dpo(config, hf_dir, base_reference(resolved, hf_dir), run_dir, on_step=on_step)
+    if config.pipeline == "accelerated":
+        launch(config, hf_dir, base_reference(resolved, hf_dir), run_dir, bool(resume), on_message)
+        return finished_result(run_dir)
     if config.phased:
         return train_phased(
             config, hf_dir, base_reference(resolved, hf_dir), run_dir, bool(resume), on_step, on_message
