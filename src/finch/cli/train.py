@@ -42,6 +42,7 @@ def train(
     replay_ratio: float = typer.Option(None, help="Replay rows per training row of that phase (default 0.1)."),
     eval_every: int = typer.Option(None, help="Eval loss on test.jsonl every N steps (default: at the end)."),
     save_every: int = typer.Option(None, help="Checkpoint every N steps for --resume (default 50)."),
+    report_to: str = typer.Option(None, help="Also log steps to tensorboard, mlflow and/or wandb (comma-separated)."),
     output: Path = typer.Option(None, "--output", "-o", help="Run directory (default: runs/<model>-<time>)."),
     resume: str = typer.Option(None, help="Continue a killed run: its directory, or 'last'."),
     config_file: Path = typer.Option(None, "--config", help="train.yaml with any of these settings; flags win."),
@@ -73,6 +74,7 @@ def train(
         "replay_ratio": replay_ratio,
         "eval_every": eval_every,
         "save_every": save_every,
+        "report_to": [t.strip() for t in report_to.split(",")] if report_to else None,
         "output": output,
         "seed": seed,
     }

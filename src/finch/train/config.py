@@ -43,6 +43,7 @@ class TrainConfig(BaseModel):
     phased: bool = False  # LAB: phase 1 on knowledge rows, phase 2 on the rest plus replay; best eval loss wins
     replay: Path | None = None  # JSONL of chat rows mixed into phase 2 (or into all the data when not phased)
     replay_ratio: float = Field(0.1, ge=0)  # replay rows per training row of the phase they join
+    report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(default_factory=list)  # when installed
     dpo_beta: float = Field(0.1, gt=0)  # --method dpo: how far the tuned model may move from the base
     seed: int = 42
     output: Path | None = None  # run directory; None = runs_dir/<model>-<time>

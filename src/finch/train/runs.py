@@ -13,6 +13,7 @@ from finch.train.distributed import launch
 from finch.train.dpo import read_preferences, train_dpo
 from finch.train.loop import TrainResult, load_data, train
 from finch.train.phased import finished_result, train_phased
+from finch.train.reporting import check_installed, open_trackers
 from finch.train.run_dir import RunFiles, resolved_config
 
 
@@ -68,6 +69,7 @@ def start_run(
         if saved.get("status") == "finished":
             raise UsageError(f"--resume {resume}: that run already finished ({run_dir}).")
     check_method_fits_device(config)
+    check_installed(config.report_to)
     if config.data is None:
         raise UsageError("--data is required: a dataset directory (train.jsonl, test.jsonl) or a JSONL file.")
     data_files(config.data)  # bad paths fail now, not after the model is prepared
@@ -85,7 +87,13 @@ def start_run(
         data = None
     else:
         data = load_data(config, hf_dir)  # bad rows fail before a run directory exists
-    config = config.model_copy(update={"model": config.model or default_model, "data": config.data.resolve()})
+    config = config.model_copy(
+        update={
+            "model": config.model or default_model,
+            "data": config.data.resolve(),
+            "replay": config.replay.resolve() if config.replay else None,
+        }
+    )
     if not resume:
         run_dir = config.output or runs_dir / f"{resolved.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir = run_dir.resolve()
@@ -94,22 +102,25 @@ def start_run(
         run_dir.mkdir(parents=True, exist_ok=True)
         config = config.model_copy(update={"output": run_dir})
     on_start(config, run_dir)
-    if config.method == "dpo":
-        return train_dpo(config, hf_dir, base_reference(resolved, hf_dir), run_dir, on_step=on_step)
-    if config.pipeline == "accelerated":
-        launch(config, hf_dir, base_reference(resolved, hf_dir), run_dir, bool(resume), on_message)
-        return finished_result(run_dir)
-    if config.phased:
-        return train_phased(
-            config, hf_dir, base_reference(resolved, hf_dir), run_dir, bool(resume), on_step, on_message
-        )
-    return train(
-        config,
-        data,
-        hf_dir,
-        base_reference(resolved, hf_dir),
-        run_dir,
-        resume=bool(resume),
-        on_step=on_step,
-        on_message=on_message,
-    )
+    report, close_trackers = open_trackers(config.report_to, run_dir, config.model_dump(mode="json"))
+
+    def step(record: dict) -> None:
+        report(record)
+        if on_step:
+            on_step(record)
+
+    base = base_reference(resolved, hf_dir)
+    try:
+        if config.method == "dpo":
+            return train_dpo(config, hf_dir, base, run_dir, on_step=step)
+        if config.pipeline == "accelerated":
+            launch(config, hf_dir, base, run_dir, bool(resume), on_message)
+            result = finished_result(run_dir)
+            for record in result.log:  # the workers write the log; trackers and progress see it at the end
+                step({**record, "total_steps": result.steps})
+            return result
+        if config.phased:
+            return train_phased(config, hf_dir, base, run_dir, bool(resume), step, on_message)
+        return train(config, data, hf_dir, base, run_dir, resume=bool(resume), on_step=step, on_message=on_message)
+    finally:
+        close_trackers()
