@@ -7,6 +7,10 @@ batch (samples per step) on the same deterministic variable-length chat samples,
 hardware profile's dtype (bf16 only where the CPU has it). The baseline is TRL's defaults otherwise: no packing, so
 batches are padded. Each runs in its own process so peak RSS is its own. tokens/s counts non-padding tokens over the
 training steps; eval loss is the mean over answer tokens of the same held-out samples.
+
+finch turns on transparent huge pages for torch's CPU allocator (THP_MEM_ALLOC_ENABLE, set when finch is
+imported); the baseline runs as TRL users get it, without, unless --baseline-thp. The machine's load average is
+recorded before and after, because other processes on the same cores change both numbers.
 """
 
 from __future__ import annotations
@@ -160,6 +164,8 @@ def worker(name: str, args) -> dict:
     cmd += ["--steps", str(args.steps), "--batch-size", str(args.batch_size), "--grad-accum", str(args.grad_accum)]
     cmd += ["--lr", str(args.lr)]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    if name == "baseline" and args.baseline_thp:
+        env["THP_MEM_ALLOC_ENABLE"] = "1"
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
@@ -176,6 +182,7 @@ def main() -> None:
     parser.add_argument("--grad-accum", type=int, default=2)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--only", choices=["finch", "baseline"])
+    parser.add_argument("--baseline-thp", action="store_true", help="give the baseline finch's huge-page setting")
     parser.add_argument("--worker", choices=["finch", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--hf-dir", type=Path, help=argparse.SUPPRESS)
@@ -195,7 +202,9 @@ def main() -> None:
     settings = load_settings()
     args.hf_dir = prepare_model(resolve_model(args.model, settings.path("models_dir")))
     args.data = write_data(Path(tempfile.mkdtemp(prefix="train-bench-data-")), args.samples, 16)
+    load_before = os.getloadavg()
     results = {name: worker(name, args) for name in (["finch", "baseline"] if not args.only else [args.only])}
+    load_after = os.getloadavg()
     table = Table(title=f"{args.model}, LoRA r16, {args.steps} steps x {args.batch_size * args.grad_accum} samples")
     for column in ("trainer", "tokens/s", "tokens", "peak RSS GB", "eval loss"):
         table.add_column(column, justify="right")
@@ -219,7 +228,11 @@ def main() -> None:
         "grad_accum": args.grad_accum,
         "samples": args.samples,
         "dtype": system_info().profile.dtype,
+        "baseline_thp": args.baseline_thp,
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in load_after],
     }
+    console.print(f"load average (1, 5, 15 min): before {load_before}, after {load_after}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 

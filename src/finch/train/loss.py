@@ -24,43 +24,47 @@ class _ChunkedHeadLoss(torch.autograd.Function):
         grad_hidden = torch.empty_like(hidden) if hidden.requires_grad else None
         grad_weight = torch.zeros_like(weight, dtype=torch.float32) if weight.requires_grad else None
         wants_grad = grad_hidden is not None or grad_weight is not None
-        # One [chunk x vocab] buffer serves every chunk, overwritten in place: raw logits, log-probabilities, then
-        # their gradient. Fresh tensors per chunk would each cost an allocation, page faults and an extra pass.
-        logits_buffer = torch.empty((chunk, vocab), dtype=torch.float32, device=hidden.device)
-        squash_buffer = torch.empty_like(logits_buffer) if softcap and wants_grad else None
+        # One buffer serves every chunk, overwritten in place: raw logits, log-probabilities, then their gradient.
+        # Fresh tensors per chunk would each cost an allocation, page faults and an extra pass. The logits are
+        # laid out [vocab x chunk] (weight @ hidden.T): on this CPU's MKL that matmul is ~1.4x faster than
+        # hidden @ weight.T, which must read the weight transposed.
+        flat_buffer = torch.empty(vocab * chunk, dtype=torch.float32, device=hidden.device)
+        squash_buffer = torch.empty_like(flat_buffer) if softcap and wants_grad else None
         fp32 = weight.dtype == torch.float32 and hidden.dtype == torch.float32
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         for start in range(0, n_rows, chunk):
             h = hidden[start : start + chunk]
             y = targets[start : start + chunk]
-            rows = torch.arange(len(y), device=y.device)
-            logits = logits_buffer[: len(y)]
+            n = len(y)
+            cols = torch.arange(n, device=y.device)
+            logits = flat_buffer[: vocab * n].view(vocab, n)
             if fp32:
-                torch.mm(h, weight.T, out=logits)
+                torch.mm(weight, h.T, out=logits)
             else:
-                logits.copy_(h @ weight.T)
+                logits.copy_(weight @ h.T)
             if softcap:
                 logits.div_(softcap).tanh_()
                 if squash_buffer is not None:  # d(c * tanh(raw / c)) / d(raw) = 1 - tanh^2
-                    squash = torch.mul(logits, logits, out=squash_buffer[: len(y)]).neg_().add_(1)
+                    squash = squash_buffer[: vocab * n].view(vocab, n)
+                    torch.mul(logits, logits, out=squash).neg_().add_(1)
                 logits.mul_(softcap)
-            log_probs = torch.log_softmax(logits, dim=-1, out=logits)
-            total -= log_probs[rows, y].sum()
+            log_probs = torch.log_softmax(logits, dim=0, out=logits)
+            total -= log_probs[y, cols].sum()
             if not wants_grad:
                 continue
             grad_logits = log_probs.exp_()  # d(sum CE)/d(logits) = softmax - one_hot
-            grad_logits[rows, y] -= 1
+            grad_logits[y, cols] -= 1
             if softcap:
                 grad_logits.mul_(squash)
             if not fp32:
                 grad_logits = grad_logits.to(weight.dtype)
             if grad_hidden is not None:
                 if fp32:
-                    torch.mm(grad_logits, weight, out=grad_hidden[start : start + chunk])
+                    torch.mm(grad_logits.T, weight, out=grad_hidden[start : start + n])
                 else:
-                    grad_hidden[start : start + chunk] = grad_logits @ weight
+                    grad_hidden[start : start + n] = grad_logits.T @ weight
             if grad_weight is not None:
-                grad_weight += (grad_logits.T @ h).float()
+                grad_weight += (grad_logits @ h).float()
         ctx.save_for_backward(
             grad_hidden if grad_hidden is not None else torch.empty(0),
             grad_weight if grad_weight is not None else torch.empty(0),
