@@ -81,6 +81,7 @@ def run_finch(args) -> dict:
         lora_dropout=LORA["lora_dropout"],
         save_every=0,
         seed=0,
+        gradient_checkpointing=args.gradient_checkpointing,
     )
     hf_dir = Path(args.hf_dir)
     run_dir = Path(tempfile.mkdtemp(prefix="finch-bench-"))
@@ -162,7 +163,7 @@ def run_baseline(args) -> dict:
 def worker(name: str, args) -> dict:
     cmd = [sys.executable, __file__, "--worker", name, "--data", str(args.data), "--hf-dir", str(args.hf_dir)]
     cmd += ["--steps", str(args.steps), "--batch-size", str(args.batch_size), "--grad-accum", str(args.grad_accum)]
-    cmd += ["--lr", str(args.lr)]
+    cmd += ["--lr", str(args.lr)] + (["--gradient-checkpointing"] if args.gradient_checkpointing else [])
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     if name == "baseline" and args.baseline_thp:
         env["THP_MEM_ALLOC_ENABLE"] = "1"
@@ -182,6 +183,9 @@ def main() -> None:
     parser.add_argument("--grad-accum", type=int, default=2)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--only", choices=["finch", "baseline"])
+    parser.add_argument(
+        "--gradient-checkpointing", action="store_true", help="finch recomputes activations: less RSS, more time"
+    )
     parser.add_argument("--baseline-thp", action="store_true", help="give the baseline finch's huge-page setting")
     parser.add_argument("--worker", choices=["finch", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
@@ -229,6 +233,7 @@ def main() -> None:
         "samples": args.samples,
         "dtype": system_info().profile.dtype,
         "baseline_thp": args.baseline_thp,
+        "finch_gradient_checkpointing": args.gradient_checkpointing,
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
     }
