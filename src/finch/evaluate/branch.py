@@ -80,7 +80,8 @@ def leaf_verdicts(samples: list[EvalSample], base: list[float | None], tuned: li
         if None in means:
             verdict = "NO SCORE"
         else:
-            verdict = "IMPROVED" if means[1] > means[0] else "REGRESSED" if means[1] < means[0] else "UNCHANGED"
+            delta = means[1] - means[0]  # below the table's last printed digit counts as no change
+            verdict = "IMPROVED" if delta >= 5e-4 else "REGRESSED" if delta <= -5e-4 else "UNCHANGED"
         verdicts.append(LeafVerdict(leaf, len(indices), means[0], means[1], verdict))
     return verdicts
 

@@ -130,7 +130,9 @@ def load_model(hf_dir: Path, config: TrainConfig, dtype: str, device: str, init_
     adapter in `init_adapter` (a phase that continues the previous one's best)."""
     from peft import PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # the run's own progress bar follows; a weight-loading bar is noise before it
     if config.method == "full":  # every weight trains; a previous phase's result is the starting model
         model = AutoModelForCausalLM.from_pretrained(init_adapter or hf_dir, dtype=getattr(torch, dtype)).to(device)
         if config.gradient_checkpointing:
