@@ -100,6 +100,12 @@ def kind_of(seed: int, k: int) -> str:
     return KINDS[(seed + k) % len(KINDS)]
 
 
+def judged_item(prompt: str) -> str:
+    """The part of a judge prompt that holds the item: after the rated examples, before the reply instructions."""
+    item = prompt.split("Reply in the form", 1)[0]
+    return item.rsplit("\nRating: ", 1)[1] if "\nRating: " in item else item.split("Give 5 if", 1)[0]
+
+
 class ScriptedTeacher(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -141,8 +147,8 @@ class ScriptedTeacher(ThreadingHTTPServer):
             if "WRONG" in question:
                 return "BADANSWER", "stop"
             return f"The answer is {words(seed, 99, 4)}.", "stop"
-        if re.search(r"Rate (the question|the answer|how faithful)", prompt):
-            item = prompt.split("Give 5 if", 1)[0]
+        if re.search(r"Rate (questions|answers|how faithful)", prompt):
+            item = judged_item(prompt)
             if "GARBLED" in item:
                 return "Looks fine to me!", "stop"
             if "OFFTOPIC" in item:

@@ -108,18 +108,21 @@ def generate(
     student: str = typer.Option(None, "--student", help="Model whose tokenizer sizes chunks (default: config)."),
     chunk_tokens: int = typer.Option(400, "--chunk-tokens", min=32, help="Knowledge chunk size in student tokens."),
     ctx: int = typer.Option(4096, "--ctx", min=512, help="Context length for a local teacher."),
+    limit_per_leaf: int = typer.Option(
+        None, "--limit-per-leaf", min=1, help="At most this many samples (and benchmark questions) per leaf."
+    ),
 ) -> None:
     """Generate training data from the taxonomy with a teacher model, leaf by leaf; resumable."""
     report = run_generate(
         taxonomy, leaves, pipeline, teacher, teacher_model, scale, workers, output, seed, replay, replay_ratio,
-        student, chunk_tokens, ctx,
+        student, chunk_tokens, ctx, limit_per_leaf,
     )  # fmt: skip
     print_summary(report)
 
 
 def run_generate(
     taxonomy, leaves, pipeline, teacher, teacher_model, scale, workers, output, seed, replay, replay_ratio,
-    student, chunk_tokens, ctx,
+    student, chunk_tokens, ctx, limit_per_leaf=None,
 ) -> dict:  # fmt: skip
     from finch.inference import load_backend
     from finch.sdg import GenerateOptions, generate_dataset, load_pipeline
@@ -140,7 +143,7 @@ def run_generate(
     backend = load_backend(teacher, models_dir, ctx=ctx, model_name=teacher_model)
     options = GenerateOptions(
         output=output, scale=scale, seed=seed, workers=workers, chunk_tokens=chunk_tokens,
-        replay=replay, replay_ratio=replay_ratio,
+        replay=replay, replay_ratio=replay_ratio, limit_per_leaf=limit_per_leaf,
     )  # fmt: skip
     progress = RichProgress()
     try:
@@ -157,6 +160,8 @@ def print_summary(report: dict) -> None:
     for leaf in report["leaves"]:
         for i, stage in enumerate(leaf["stages"] or [{"stage": leaf["status"]}]):
             rejected = ", ".join(f"{k} {v}" for k, v in sorted(stage.get("rejected", {}).items()))
+            if stage.get("abstained"):
+                rejected += f"{', ' if rejected else ''}(judge abstained on {stage['abstained']} kept)"
             table.add_row(
                 escape(leaf["leaf"]) if i == 0 else "",
                 stage["stage"],
@@ -175,6 +180,12 @@ def print_summary(report: dict) -> None:
         out.print(
             f"[yellow]no sample passed for {', '.join(empty)}[/]: see the rejections above (the teacher's rejected "
             "answers are in the .work journals); a stronger teacher (--teacher URL) or a larger --scale helps."
+        )
+    abstained = sum(s.get("abstained", 0) for leaf in report["leaves"] for s in leaf["stages"])
+    if abstained:
+        out.print(
+            f"[yellow]{abstained} samples kept unrated[/]: the teacher's judge rated spoiled seed examples as high "
+            "as the real ones, so its ratings could not filter; a stronger teacher (--teacher URL) judges them."
         )
 
 

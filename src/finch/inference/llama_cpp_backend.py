@@ -101,6 +101,32 @@ class LlamaCppBackend:
             stream=stream,
         )
 
+    def next_token_probs(
+        self, messages: list[dict[str, str]], answer_prefix: str, choices: list[str]
+    ) -> dict[str, float]:
+        """The probability that the answer, after `answer_prefix`, goes on with each choice: the summed softmax of
+        every token that reads as that choice (digits come as "4" and "▁4"). One forward pass, no sampling: the way
+        to read a weak model's judgement, whose free text rarely holds a parseable rating."""
+        import llama_cpp
+        import numpy as np
+
+        ids = chat_prompt_ids(self.prompt_format, self.tokenize, messages) + self.tokenize(answer_prefix, add_bos=False)
+        self._check_fits(ids)
+        self.llm.reset()
+        self.llm.eval(ids)
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.llm.n_vocab(),))
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        return {choice: float(probs[self._choice_tokens(choice)].sum()) for choice in choices}
+
+    def _choice_tokens(self, choice: str) -> list[int]:
+        cache = self.__dict__.setdefault("_choice_cache", {})
+        if choice not in cache:
+            spaced = self.tokenize(" " + choice, add_bos=False)
+            cache[choice] = sorted({t[0] for t in (self.tokenize(choice, add_bos=False), spaced[-1:], spaced) if t})
+            cache[choice] = [t for t in cache[choice] if self._piece(t).strip() == choice]
+        return cache[choice]
+
     def _complete_ids(self, ids: list[int], params: GenerationParams, echo_text: str | None = None) -> list[Completion]:
         completions = []
         for i in range(params.n):

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from finch.errors import UsageError
 from finch.fileio import JsonlAppender, atomic_write_json, read_jsonl
 from finch.inference import GenerationParams
-from finch.sdg import parse
+from finch.sdg import judge, parse
 from finch.sdg.chunking import CountTokens, chunk_text
 from finch.sdg.dedup import NearDuplicates
 from finch.sdg.pipeline import Block, Pipeline, load_prompt
@@ -58,6 +58,7 @@ class LeafPlan:
     sources: list[dict[str, Any]]  # the items the first block starts from: chunks, or one empty item
     target: int  # samples to generate: scale × seed examples
     fingerprint: str
+    limit: int | None = None  # --limit-per-leaf: also caps the benchmark questions
 
     @property
     def phase(self) -> str:
@@ -120,6 +121,7 @@ def plan_leaf(result: LeafResult, options: GenerateOptions, count_tokens: CountT
         sources=sources,
         target=min(options.scale * len(examples), options.limit_per_leaf or math.inf),
         fingerprint=digest.hexdigest()[:16],
+        limit=options.limit_per_leaf,
     )
 
 
@@ -130,6 +132,7 @@ class Call:
     params: GenerationParams
     item: dict[str, Any] = field(default_factory=dict)  # the input item (expand: its source)
     count: int = 1  # expand: items asked for
+    anchor: str | None = None  # judge: good | bad for an anchor with a known verdict (finch.sdg.judge)
 
 
 def _seed(*parts: Any) -> int:
@@ -138,6 +141,12 @@ def _seed(*parts: Any) -> int:
 
 def _examples(plan: LeafPlan, block: Block, rng: random.Random) -> list[dict[str, str]]:
     return rng.sample(plan.examples, min(block.examples, len(plan.examples)))
+
+
+def _judge_examples(plan: LeafPlan, block: Block, seed: int) -> list[dict[str, str]]:
+    """One set of examples for all of a judge block's calls: its anchors are rated against the same prompt, and a
+    local teacher reuses the shared prompt prefix."""
+    return _examples(plan, block, random.Random(_seed(seed, plan.slug, block.name, "examples")))
 
 
 def block_calls(
@@ -150,7 +159,10 @@ def block_calls(
     def params(call_id: str, count: int = 1) -> GenerationParams:
         temperature, max_tokens = block.sampling(count)
         return GenerationParams(
-            temperature=temperature, max_tokens=max_tokens, seed=_seed(seed, plan.slug, block.name, call_id)
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=_seed(seed, plan.slug, block.name, call_id),
+            stop=block.stop,
         )
 
     if block.type == "expand":
@@ -165,12 +177,53 @@ def block_calls(
             messages = prompt.messages(examples=_examples(plan, block, rng), **values)
             calls.append(Call(call_id, messages, params(call_id, count), item=source, count=count))
         return calls
+    if block.type == "mcq" and plan.limit is not None:
+        items = items[: plan.limit]
     for item in items:
-        rng = random.Random(_seed(seed, plan.slug, block.name, item["id"], "examples"))
+        if block.type == "judge":
+            examples = _judge_examples(plan, block, seed)
+        else:
+            examples = _examples(plan, block, random.Random(_seed(seed, plan.slug, block.name, item["id"], "examples")))
         values = {"task": plan.task, "outline": plan.task, "item": item}
-        messages = prompt.messages(examples=_examples(plan, block, rng), **values)
-        calls.append(Call(item["id"], messages, params(item["id"]), item=item))
+        calls.append(Call(item["id"], prompt.messages(examples=examples, **values), params(item["id"]), item=item))
     return calls
+
+
+def anchor_calls(pipeline: Pipeline, block: Block, plan: LeafPlan, seed: int) -> list[Call]:
+    """A judge block's anchors: seed examples as they are and spoiled, rated first to calibrate its scale."""
+    prompt = load_prompt(pipeline, block.prompt)
+    shown = _judge_examples(plan, block, seed)
+    calls = []
+    for k, (verdict, item) in enumerate(judge.anchors(plan.examples, shown, block.anchors or "answer")):
+        messages = prompt.messages(examples=shown, task=plan.task, outline=plan.task, item=item)
+        params = GenerationParams(temperature=0.0, max_tokens=1)
+        calls.append(Call(f"anchor.{k}", messages, params, item, anchor=verdict))
+    return calls
+
+
+def apply_judgement(block: Block, call: Call, probs: dict[str, float], scale: tuple[float, float] | None) -> dict:
+    """A journal record from the judge's probabilities over the rating digits; `scale` is the anchors' (good, bad)
+    mean ratings, or None for a block without anchors (its expected rating is its score)."""
+    rating = judge.expected_rating(probs)
+    record: dict[str, Any] = {"call": call.id, "probs": {k: round(v, 4) for k, v in probs.items()},
+                              "rating": None if rating is None else round(rating, 4)}  # fmt: skip
+    if call.anchor:
+        return {**record, "anchor": call.anchor, "generated": 0, "items": [], "rejected": {}}
+    score = rating if rating is None or block.anchors is None else judge.calibrate(rating, *(scale or (0.0, 0.0)))
+    rejected: dict[str, int] = {}
+    kept = []
+    if rating is None:
+        rejected["unparseable_rating"] = 1
+    elif score is None:
+        # it rated spoiled seed examples as high as the real ones: its rating says nothing, so it abstains, and
+        # the item goes on unrated (score None in the row, `abstained` in the report) rather than at random
+        kept.append({**call.item, "scores": {**call.item.get("scores", {}), block.name: None}})
+        record["abstained"] = 1
+    elif score < block.threshold:
+        rejected["low_rating"] = 1
+    else:
+        kept.append({**call.item, "scores": {**call.item.get("scores", {}), block.name: round(score, 3)}})
+    return {**record, "generated": 1, "items": kept, "rejected": rejected}
 
 
 def apply_block(block: Block, call: Call, text: str, finish_reason: str) -> dict[str, Any]:
@@ -211,7 +264,6 @@ def apply_block(block: Block, call: Call, text: str, finish_reason: str) -> dict
         else:
             record["mcq"] = {**question, "context": call.item.get("chunk", "")}
         record["kept"] = 0 if question is None else 1
-        kept.append(call.item)  # the benchmark question is a side output: the chunk goes on to the next block
     record["items"] = kept
     record["rejected"] = rejected
     if rejected:
@@ -219,7 +271,15 @@ def apply_block(block: Block, call: Call, text: str, finish_reason: str) -> dict
     return record
 
 
-def run_calls(backend, calls: list[Call], block: Block, journal: Path, workers: int, progress: Progress) -> None:
+def run_calls(
+    backend,
+    calls: list[Call],
+    block: Block,
+    journal: Path,
+    workers: int,
+    progress: Progress,
+    scale: tuple[float, float] | None = None,
+) -> None:
     """Send the calls with no record in the journal yet, `workers` at a time, appending each record as it lands."""
     done = {r["call"] for r in read_jsonl(journal)}
     todo = [c for c in calls if c.id not in done]
@@ -235,7 +295,7 @@ def run_calls(backend, calls: list[Call], block: Block, journal: Path, workers: 
                 call = next(queue, None)
                 if call is None:
                     return False
-                pending.add(pool.submit(_one, backend, block, call))
+                pending.add(pool.submit(_one, backend, block, call, scale))
                 return True
 
             for _ in range(workers):
@@ -253,10 +313,19 @@ def run_calls(backend, calls: list[Call], block: Block, journal: Path, workers: 
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _one(backend, block: Block, call: Call) -> dict[str, Any]:
+def reads_ratings(backend, block: Block) -> bool:
+    """Judge by the teacher's probabilities where it gives them for the next token (a local model)."""
+    return block.type == "judge" and hasattr(backend, "next_token_probs")
+
+
+def _one(backend, block: Block, call: Call, scale: tuple[float, float] | None = None) -> dict[str, Any]:
     started = time.monotonic()
-    [[completion]] = backend.chat([call.messages], call.params)
-    record = apply_block(block, call, completion.text, completion.finish_reason)
+    if reads_ratings(backend, block):
+        probs = backend.next_token_probs(call.messages, judge.ANSWER_PREFIX, list(judge.RATINGS))
+        record = apply_judgement(block, call, probs, scale)
+    else:
+        [[completion]] = backend.chat([call.messages], call.params)
+        record = apply_block(block, call, completion.text, completion.finish_reason)
     record["seconds"] = round(time.monotonic() - started, 3)
     return record
 
@@ -273,6 +342,9 @@ def stage_stats(name: str, records: list[dict], seconds: float | None) -> dict[s
         "rejected": rejected,
         "seconds": round(seconds if seconds is not None else sum(r.get("seconds", 0) for r in records), 2),
     }
+    abstained = sum(r.get("abstained", 0) for r in records)
+    if abstained:
+        stats["abstained"] = abstained  # kept unrated: the judge could not tell its anchors apart
     return stats
 
 
@@ -293,24 +365,29 @@ def run_leaf(
         journal = work / f"{index:02d}-{block.name}.jsonl"
         marker = work / f"{index:02d}-{block.name}.done"
         calls = block_calls(pipeline, block, plan, items, options.seed, index)
+        rated = block.anchors is not None and reads_ratings(backend, block)
+        anchors = anchor_calls(pipeline, block, plan, options.seed) if rated else []
         seconds = None
         if not marker.exists():
             done_before = len(read_jsonl(journal))
-            progress.start(plan.name, block.name, len(calls), done_before)
+            progress.start(plan.name, block.name, len(anchors) + len(calls), done_before)
             started = time.monotonic()
             try:
-                run_calls(backend, calls, block, journal, workers, progress)
+                run_calls(backend, anchors, block, journal, workers, progress)
+                scale = judge.anchor_means(read_jsonl(journal)) if anchors else None
+                run_calls(backend, calls, block, journal, workers, progress, scale)
             finally:
                 progress.finish()
             seconds = time.monotonic() - started + sum(r.get("seconds", 0) for r in read_jsonl(journal)[:done_before])
             atomic_write_json(marker, {"seconds": round(seconds, 2)})
         else:
             seconds = json.loads(marker.read_text())["seconds"]
-        order = {c.id: i for i, c in enumerate(calls)}
+        order = {c.id: i for i, c in enumerate(anchors + calls)}
         records = sorted(read_jsonl(journal), key=lambda r: order.get(r["call"], len(order)))
         stages.append(stage_stats(block.name, records, seconds))
         mcq += [{"leaf": plan.name, **r["mcq"]} for r in records if "mcq" in r]
-        items = [item for r in records for item in r["items"]]
+        if block.type != "mcq":  # benchmark questions are a side output: every chunk goes on
+            items = [item for r in records for item in r["items"]]
     kept, dedup = deduplicate(items, plan)
     stages.append(dedup)
     return {"items": kept, "mcq": mcq, "stages": stages}

@@ -21,8 +21,8 @@ def _package_dir() -> Path:
 
 class Block(BaseModel):
     """One step. expand: one call makes `per_call` new items; generate: one call per item fills `field`;
-    judge: one call per item rates it 1-5 and keeps it at `threshold` or above; mcq: one multiple-choice question
-    per item for the knowledge benchmark, items pass through unchanged."""
+    judge: one call per item rates it 1-5 and keeps it at `threshold` or above (finch.sdg.judge); mcq: one
+    multiple-choice question per item for the knowledge benchmark, items pass through unchanged."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -36,6 +36,8 @@ class Block(BaseModel):
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     examples: int = Field(3, ge=0, le=20)  # seed examples shown in the prompt
+    stop: list[str] = Field(default_factory=list)  # where an answer ends (a few-shot teacher goes on past it)
+    anchors: Literal["question", "answer"] | None = None  # judge: what its known-good/bad anchors spoil
 
     @model_validator(mode="after")
     def _needs(self) -> Block:
