@@ -11,7 +11,7 @@ import pytest
 
 from finch.inference.http_backend import HttpBackend
 from finch.sdg import GenerateOptions, generate_dataset, load_pipeline
-from finch.sdg.judge import OFF_TOPIC, anchors, calibrate, expected_rating
+from finch.sdg.judge import OFF_TOPIC, anchor_scale, anchors, calibrate, expected_rating
 from tests.sdg.helpers import journals, rows, sample_leaves
 from tests.sdg.teacher import judged_item, start_teacher
 
@@ -26,22 +26,36 @@ def test_expected_rating_is_the_mean_over_the_digits_only():
     assert expected_rating(GARBLED) is None
 
 
-def test_calibration_puts_the_anchors_on_5_and_1_and_refuses_a_judge_that_cannot_tell():
+def test_calibration_puts_the_anchors_on_5_and_1():
     assert calibrate(3.5, good=3.5, bad=3.0) == 5.0
     assert calibrate(3.0, good=3.5, bad=3.0) == 1.0
     assert calibrate(3.375, good=3.5, bad=3.0) == 4.0
     assert calibrate(4.9, good=3.5, bad=3.0) == 5.0 and calibrate(1.2, good=3.5, bad=3.0) == 1.0
-    assert calibrate(3.4, good=3.0, bad=3.2) is None
+
+
+def _anchor_records(good, bad):
+    return [{"anchor": "good", "rating": r} for r in good] + [{"anchor": "bad", "rating": r} for r in bad]
+
+
+def test_a_judge_whose_anchors_are_not_apart_beyond_noise_has_no_scale():
+    # the built-in teacher's answer judge on one leaf: good anchors barely above the bad ones, within noise
+    assert anchor_scale(_anchor_records([3.48, 3.31, 3.35, 3.40], [3.30, 3.43, 3.25, 3.36])) is None
+    # its question judge on the same leaf: apart by several standard errors
+    good, bad = anchor_scale(_anchor_records([3.19, 3.34, 3.16, 3.25], [3.09, 2.98, 3.00, 3.05]))
+    assert good == pytest.approx(3.235) and bad == pytest.approx(3.03)
+    assert anchor_scale(_anchor_records([3.0, 3.0], [3.5, 3.5])) is None  # bad above good
+    assert anchor_scale(_anchor_records([3.5], [3.0, 3.1])) is None  # one anchor is no evidence
+    assert anchor_scale(_anchor_records([3.5, 3.5], [3.0, 3.0])) == (3.5, 3.0)  # no spread: any gap tells
 
 
 def test_anchors_are_unseen_seed_examples_as_they_are_and_spoiled():
     examples = [{"question": f"q{i}", "answer": f"a{i}"} for i in range(6)]
     shown = examples[:2]
     pairs = anchors(examples, shown, "answer")
-    assert [v for v, _ in pairs] == ["good", "bad"] * 3
+    assert [v for v, _ in pairs] == ["good", "bad"] * 4
     goods = [item for v, item in pairs if v == "good"]
-    assert goods == examples[2:5]  # never an example the judge's prompt shows
-    assert [item["answer"] for v, item in pairs if v == "bad"] == ["a3", "a4", "a5"]
+    assert goods == examples[2:6]  # never an example the judge's prompt shows
+    assert [item["answer"] for v, item in pairs if v == "bad"] == ["a3", "a4", "a5", "a0"]
     questions = anchors(examples, shown, "question")
     assert [item["question"] for v, item in questions if v == "bad"] == list(OFF_TOPIC)
     knowledge = anchors([{"question": "q", "answer": "a", "context": "c"}] * 2, [], "answer")
@@ -126,11 +140,11 @@ def test_probability_judges_calibrate_on_anchors_and_drop_what_they_must(teacher
     for name, records in journals(tmp_path / "d").items():
         if "judge" not in name:
             continue
-        verdicts = [r.get("anchor") for r in records]
-        assert verdicts[:6] == ["good", "bad"] * 3 and None not in verdicts[:6] and None in verdicts, name
-        assert all(r["generated"] == 0 for r in records[:6])
-        good = [r["rating"] for r in records[:6] if r["anchor"] == "good"]
-        assert good == [pytest.approx(expected_rating(GOOD), abs=1e-3)] * 3
+        n = sum("anchor" in r for r in records)  # up to 4 a side: the seed examples the judge's prompt does not show
+        assert n >= 4 and [r.get("anchor") for r in records[:n]] == ["good", "bad"] * (n // 2) and n < len(records)
+        assert all(r["generated"] == 0 for r in records[:n])
+        good = [r["rating"] for r in records[:n] if r["anchor"] == "good"]
+        assert good == [pytest.approx(expected_rating(GOOD), abs=1e-3)] * (n // 2)
 
 
 def test_a_judge_that_cannot_tell_its_anchors_apart_abstains_and_says_so(teacher, tmp_path):

@@ -40,6 +40,7 @@ class LlamaCppBackend:
         n_ctx: int = 4096,
         n_threads: int | None = None,
         logits_all: bool = False,
+        batch_slots: int = 4,
     ):
         from llama_cpp import Llama
 
@@ -57,6 +58,9 @@ class LlamaCppBackend:
         self.model_name = gguf.stem
         self.context_length = min(n_ctx, self.llm.n_ctx())  # llama.cpp may round its context up
         self.logits_all = logits_all
+        self.n_threads = n_threads
+        self.batch_slots = batch_slots  # sequences chat_batch decodes together
+        self._decoder = None
         self.prompt_format = prompt_format or self._format_from_metadata()
 
     def _format_from_metadata(self) -> PromptFormat:
@@ -112,12 +116,28 @@ class LlamaCppBackend:
 
         ids = chat_prompt_ids(self.prompt_format, self.tokenize, messages) + self.tokenize(answer_prefix, add_bos=False)
         self._check_fits(ids)
-        self.llm.reset()
-        self.llm.eval(ids)
+        self._eval_reusing_prefix(ids)
         logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.llm.n_vocab(),))
         probs = np.exp(logits - logits.max())
         probs /= probs.sum()
         return {choice: float(probs[self._choice_tokens(choice)].sum()) for choice in choices}
+
+    def _eval_reusing_prefix(self, ids: list[int]) -> None:
+        """Evaluate `ids`, keeping the cache of the longest prefix they share with what was evaluated last: a judge
+        block's prompts differ only in their last lines."""
+        import llama_cpp
+
+        cached = self.llm.input_ids[: self.llm.n_tokens].tolist()
+        shared = 0
+        while shared < min(len(cached), len(ids) - 1) and cached[shared] == ids[shared]:
+            shared += 1
+        memory = llama_cpp.llama_get_memory(self.llm.ctx)
+        if shared and llama_cpp.llama_memory_seq_rm(memory, -1, shared, -1):
+            self.llm.n_tokens = shared
+        else:
+            self.llm.reset()
+            shared = 0
+        self.llm.eval(ids[shared:])
 
     def _choice_tokens(self, choice: str) -> list[int]:
         cache = self.__dict__.setdefault("_choice_cache", {})
@@ -126,6 +146,27 @@ class LlamaCppBackend:
             cache[choice] = sorted({t[0] for t in (self.tokenize(choice, add_bos=False), spaced[-1:], spaced) if t})
             cache[choice] = [t for t in cache[choice] if self._piece(t).strip() == choice]
         return cache[choice]
+
+    def chat_batch(self, requests: list[tuple[list[dict[str, str]], GenerationParams]]) -> list[Completion]:
+        """One completion per (messages, params), `batch_slots` decoded together (finch.inference.llama_batch):
+        several times the throughput of one request at a time on a CPU. Sampling is seeded per request, but the
+        tokens need not match chat()'s, which samples through llama-cpp-python's own sampler."""
+        from finch.inference.llama_batch import BatchDecoder
+
+        prompts = []
+        for messages, params in requests:
+            ids = chat_prompt_ids(self.prompt_format, self.tokenize, messages)
+            self._check_fits(ids)
+            limit = min(params.max_tokens, self.context_length - len(ids))
+            prompts.append((ids, params.model_copy(update={"max_tokens": limit, "n": 1})))
+        if self._decoder is None:
+            self._decoder = BatchDecoder(self.llm, self.batch_slots, self.context_length, self.n_threads)
+        completions = []
+        for start in range(0, len(prompts), self.batch_slots):
+            chunk = prompts[start : start + self.batch_slots]
+            for (ids, _), (text, finish, produced) in zip(chunk, self._decoder.generate(chunk)):
+                completions.append(Completion(text, finish, prompt_tokens=len(ids), completion_tokens=produced))
+        return completions
 
     def _complete_ids(self, ids: list[int], params: GenerationParams, echo_text: str | None = None) -> list[Completion]:
         completions = []
@@ -165,6 +206,8 @@ class LlamaCppBackend:
         return self._stream_ids(self.tokenize(prompt, add_bos=True), params)
 
     def close(self) -> None:
+        if self._decoder is not None:
+            self._decoder.close()
         self.llm.close()
 
 

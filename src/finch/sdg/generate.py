@@ -209,14 +209,17 @@ def apply_judgement(block: Block, call: Call, probs: dict[str, float], scale: tu
                               "rating": None if rating is None else round(rating, 4)}  # fmt: skip
     if call.anchor:
         return {**record, "anchor": call.anchor, "generated": 0, "items": [], "rejected": {}}
-    score = rating if rating is None or block.anchors is None else judge.calibrate(rating, *(scale or (0.0, 0.0)))
+    if rating is None or block.anchors is None:
+        score = rating
+    else:
+        score = None if scale is None else judge.calibrate(rating, *scale)
     rejected: dict[str, int] = {}
     kept = []
     if rating is None:
         rejected["unparseable_rating"] = 1
     elif score is None:
-        # it rated spoiled seed examples as high as the real ones: its rating says nothing, so it abstains, and
-        # the item goes on unrated (score None in the row, `abstained` in the report) rather than at random
+        # it did not rate spoiled seed examples clearly below the real ones: its rating says nothing, so it
+        # abstains, and the item goes on unrated (score None in the row, `abstained` in the report)
         kept.append({**call.item, "scores": {**call.item.get("scores", {}), block.name: None}})
         record["abstained"] = 1
     elif score < block.threshold:
@@ -286,6 +289,12 @@ def run_calls(
     with JsonlAppender(journal) as out:
         if not todo:
             return
+        if hasattr(backend, "chat_batch") and not reads_ratings(backend, block):
+            for start in range(0, len(todo), backend.batch_slots):  # a local teacher decodes a batch together
+                for record in _batch(backend, block, todo[start : start + backend.batch_slots]):
+                    out.append(record)
+                    progress.advance(len(record["items"]), sum(record["rejected"].values()))
+            return
         pool = ThreadPoolExecutor(max_workers=workers)
         try:
             pending = set()
@@ -311,6 +320,14 @@ def run_calls(
                     submit()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _batch(backend, block: Block, calls: list[Call]) -> list[dict[str, Any]]:
+    started = time.monotonic()
+    completions = backend.chat_batch([(call.messages, call.params) for call in calls])
+    seconds = round((time.monotonic() - started) / len(calls), 3)
+    records = [apply_block(block, call, c.text, c.finish_reason) for call, c in zip(calls, completions)]
+    return [{**record, "seconds": seconds} for record in records]
 
 
 def reads_ratings(backend, block: Block) -> bool:
@@ -374,7 +391,7 @@ def run_leaf(
             started = time.monotonic()
             try:
                 run_calls(backend, anchors, block, journal, workers, progress)
-                scale = judge.anchor_means(read_jsonl(journal)) if anchors else None
+                scale = judge.anchor_scale(read_jsonl(journal)) if anchors else None
                 run_calls(backend, calls, block, journal, workers, progress, scale)
             finally:
                 progress.finish()

@@ -5,22 +5,26 @@ A weak teacher (the built-in 270M base model) rarely writes a parseable "Rating:
 Its scale is its own, though: it rates everything about 3. So each judge block first rates anchors whose verdict is
 known: seed examples (good) and seed examples spoiled (an answer from another example, an off-topic question). A
 rating is then mapped linearly so that the anchors' mean lands on 5 (good) and 1 (bad): a threshold of 4 means
-"rated three quarters of the way from the spoiled examples to the real ones". Teachers without probabilities
+"rated three quarters of the way from the spoiled examples to the real ones". A judge whose anchors are not
+apart beyond noise abstains: its items go on unrated, and the report says so. Teachers without probabilities
 (HTTP servers) are judged on their text (finch.sdg.parse.rating).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 ANSWER_PREFIX = "Rating: "
 RATINGS = ("1", "2", "3", "4", "5")
 MIN_MASS = 0.5  # below this share of probability on the digits the judge was not answering with a rating
-ANCHORS = 3  # good and bad anchors each, per judge block and leaf
+ANCHORS = 4  # good and bad anchors each, per judge block and leaf
+MIN_SEPARATION = 2.0  # how many standard errors the good anchors' mean must lie above the bad ones' for a verdict
 OFF_TOPIC = (
     "Write a short poem about autumn leaves.",
     "What is your favourite film, and why?",
     "How many legs does a spider have?",
+    "Tell me a joke about penguins.",
 )
 
 
@@ -32,11 +36,8 @@ def expected_rating(probs: dict[str, float]) -> float | None:
     return sum(int(r) * probs.get(r, 0.0) for r in RATINGS) / mass
 
 
-def calibrate(value: float, good: float, bad: float) -> float | None:
-    """`value` on the scale where the good anchors' mean is 5 and the bad anchors' is 1, clipped to 1..5; None when
-    the judge rated the bad anchors as high as the good ones (it cannot tell them apart)."""
-    if good <= bad:
-        return None
+def calibrate(value: float, good: float, bad: float) -> float:
+    """`value` on the scale where the good anchors' mean is 5 and the bad anchors' is 1 (good > bad), clipped."""
     return round(min(5.0, max(1.0, 1 + 4 * (value - bad) / (good - bad))), 3)
 
 
@@ -68,12 +69,19 @@ def _as_item(example: dict[str, str]) -> dict[str, Any]:
     return item
 
 
-def anchor_means(records: list[dict]) -> tuple[float, float] | None:
-    """(good, bad) mean expected ratings of the anchors' journal records; None when either side has none."""
-    means = []
+def anchor_scale(records: list[dict]) -> tuple[float, float] | None:
+    """(good, bad) mean expected ratings of the anchors' journal records, or None when the judge cannot tell them
+    apart: fewer than two rated on a side, or the good mean less than MIN_SEPARATION standard errors above the bad."""
+    sides = []
     for verdict in ("good", "bad"):
         values = [r["rating"] for r in records if r.get("anchor") == verdict and r.get("rating") is not None]
-        if not values:
+        if len(values) < 2:
             return None
-        means.append(sum(values) / len(values))
-    return means[0], means[1]
+        mean = sum(values) / len(values)
+        variance = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+        sides.append((mean, variance / len(values)))
+    (good, good_var), (bad, bad_var) = sides
+    error = math.sqrt(good_var + bad_var)
+    if good <= bad or good - bad < MIN_SEPARATION * error:
+        return None
+    return good, bad

@@ -1,0 +1,70 @@
+"""Batched decoding (several sequences through one llama.cpp context) and next-token probabilities, on tiny real
+GGUF models."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from finch.inference import GenerationParams
+from finch.inference.llama_batch import common_prefix
+from finch.inference.llama_cpp_backend import LlamaCppBackend
+
+GREEDY = GenerationParams(temperature=0, max_tokens=16)
+
+
+def conversation(topic: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": f"Here is a long shared instruction about weather reports. Topic: {topic}"}]
+
+
+@pytest.fixture(scope="module", params=["gemma3", "llama"])
+def backend(request, tiny_gemma3_gguf, tiny_llama_gguf):
+    gguf = tiny_gemma3_gguf if request.param == "gemma3" else tiny_llama_gguf
+    backend = LlamaCppBackend(gguf, n_ctx=512, batch_slots=2)
+    yield backend
+    backend.close()
+
+
+def test_common_prefix_leaves_each_prompt_a_token_of_its_own():
+    assert common_prefix([[1, 2, 3, 4], [1, 2, 3, 5]]) == 3
+    assert common_prefix([[1, 2, 3], [1, 2, 3]]) == 2
+    assert common_prefix([[7, 8], [9]]) == 0
+
+
+def test_a_batch_decodes_each_request_as_if_alone(backend):
+    topics = ["rain", "snow", "wind", "rain", "fog"]  # five requests: three batches of two slots
+    batched = backend.chat_batch([(conversation(t), GREEDY) for t in topics])
+    alone = [backend.chat_batch([(conversation(t), GREEDY)])[0] for t in topics]
+    assert [c.text for c in batched] == [c.text for c in alone]
+    assert batched[0].text == batched[3].text  # the same prompt, whatever shares its batch
+    [[reference]] = backend.chat([conversation("rain")], GREEDY)
+    assert batched[0].text == reference.text  # and the same as llama-cpp-python's own greedy decoding
+    for c in batched:
+        assert 1 <= c.completion_tokens <= 16 and c.finish_reason in ("stop", "length")
+        assert c.finish_reason == "stop" or c.completion_tokens == 16
+
+
+def test_batch_sampling_is_seeded_and_stops_cut_the_text(backend):
+    sampled = GenerationParams(temperature=1.0, max_tokens=24, seed=11)
+    requests = [(conversation(t), sampled) for t in ("rain", "snow", "wind")]
+    first = backend.chat_batch(requests)
+    assert [c.text for c in backend.chat_batch(requests)] == [c.text for c in first]
+    longest = max(first, key=lambda c: len(c.text.strip()))
+    stop = longest.text.strip()[len(longest.text.strip()) // 2 :][:2]
+    cut = backend.chat_batch(
+        [(conversation(t), sampled.model_copy(update={"stop": [stop]})) for t in ("rain", "snow", "wind")]
+    )
+    index = first.index(longest)
+    assert stop not in cut[index].text and cut[index].finish_reason == "stop"
+    assert longest.text.startswith(cut[index].text)
+
+
+def test_next_token_probs_are_a_distribution_and_do_not_depend_on_the_cache(backend):
+    choices = ["a", "b", "1", "2"]
+    fresh = backend.next_token_probs(conversation("rain"), "Rating: ", choices)
+    backend.next_token_probs(conversation("snow and more snow"), "Rating: ", choices)  # shares a prefix
+    again = backend.next_token_probs(conversation("rain"), "Rating: ", choices)
+    assert all(p >= 0 for p in fresh.values()) and sum(fresh.values()) <= 1 + 1e-6
+    for choice in choices:
+        assert math.isclose(fresh[choice], again[choice], rel_tol=1e-3, abs_tol=1e-7)
