@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
+from finch.taxonomy import sample_taxonomy_dir
 from tests.conftest import assert_one_line_error, run_finch
 from tests.sdg.helpers import rows
 from tests.sdg.teacher import start_teacher
@@ -63,3 +65,31 @@ def test_generate_list_show(finch_home, teacher, tiny_gemma3_dir, tmp_path):
 def test_usage_errors_are_one_line(finch_home, argv, code, fragment):
     run_finch("init")
     assert_one_line_error(run_finch(*argv), code, fragment)
+
+
+def test_leaves_changed_generates_only_the_leaf_changed_on_the_branch(finch_home, teacher, tiny_gemma3_dir, tmp_path):
+    from tests.taxonomy.tax_helpers import commit_all, git, init_repo
+
+    repo = init_repo(tmp_path / "repo")
+    shutil.copytree(sample_taxonomy_dir(), repo / "taxonomy")
+    commit_all(repo, "the sample taxonomy")
+    args = ["data", "generate", "--taxonomy", str(repo / "taxonomy"), "--leaves", "changed", "--teacher",
+            teacher.url, "--pipeline", "simple", "--scale", "1", "--student", str(tiny_gemma3_dir)]  # fmt: skip
+    assert_one_line_error(run_finch(*args, "--output", str(tmp_path / "none")), 2, "--leaves changed: no leaf")
+
+    git(repo, "checkout", "--quiet", "-b", "more-dates")
+    qna = repo / "taxonomy" / "compositional_skills" / "formatting" / "iso_dates" / "qna.yaml"
+    qna.write_text(qna.read_text().replace("March 5th, 2021", "March 6th, 2021").replace("2021-03-05", "2021-03-06"))
+    commit_all(repo, "a better date")
+    result = run_finch(*args, "--output", str(tmp_path / "ds"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "ds" / "report.json").read_text())
+    assert [leaf["leaf"] for leaf in report["leaves"]] == ["compositional_skills->formatting->iso_dates"]
+    train = rows(tmp_path / "ds" / "train.jsonl")
+    assert train and {r["metadata"]["leaf"] for r in train} == {"compositional_skills->formatting->iso_dates"}
+    test = rows(tmp_path / "ds" / "test.jsonl")
+    assert "Write March 6th, 2021 as an ISO 8601 date." in {r["messages"][0]["content"] for r in test}
+    assert sorted(p.name for p in (tmp_path / "ds" / "leaves").iterdir()) == [
+        "compositional_skills.formatting.iso_dates.test.jsonl",
+        "compositional_skills.formatting.iso_dates.train.jsonl",
+    ]
