@@ -1,0 +1,108 @@
+"""Accepted samples per minute of `finch data generate` with the built-in teacher: finch's batched local generation
+(several sequences decoded together, finch.inference.llama_batch) against one request at a time.
+
+    python benchmarks/sdg_throughput.py [--json OUT] [--leaf iso_dates] [--samples 16] [--pipeline simple]
+
+Both modes run the same pipeline on the same sample-taxonomy leaf with the same seed, so the teacher gets the same
+prompts; "one request at a time" is the same backend with its batch and rating methods hidden, so sdg sends each
+call through chat() (llama-cpp-python, reset per request). Accepted = rows in train.jsonl after every filter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+
+class OneAtATime:
+    """The teacher as sdg saw it before batching: chat() per call, judged on its text."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.name, self.model_name = backend.name, backend.model_name
+
+    def chat(self, conversations, params):
+        return self.backend.chat(conversations, params)
+
+    def close(self):
+        pass
+
+
+def run(mode: str, backend, leaf, pipeline: str, samples: int, seed: int) -> dict:
+    from finch.sdg import GenerateOptions, generate_dataset, load_pipeline
+
+    with tempfile.TemporaryDirectory(prefix="finch-sdg-bench-") as out:
+        options = GenerateOptions(output=Path(out), scale=100, seed=seed, limit_per_leaf=samples)
+        start = time.perf_counter()
+        report = generate_dataset([leaf], backend, load_pipeline(pipeline), options)
+        wall = time.perf_counter() - start
+    stages = report["leaves"][0]["stages"]
+    return {
+        "mode": mode,
+        "generated": stages[0]["generated"],
+        "accepted": report["train"],
+        "wall_s": round(wall, 1),
+        "accepted_per_min": round(report["train"] / wall * 60, 2),
+        "generated_per_min": round(stages[0]["generated"] / wall * 60, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--leaf", default="iso_dates", help="a sample-taxonomy leaf (a part of its name)")
+    parser.add_argument("--samples", type=int, default=16, help="samples to generate (--limit-per-leaf)")
+    parser.add_argument("--pipeline", default="simple")
+    parser.add_argument("--slots", type=int, default=4, help="sequences decoded together")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+
+    from finch.config import load_settings
+    from finch.inference.llama_cpp_backend import LlamaCppBackend
+    from finch.models.prepare import ensure_builtin_gguf
+    from finch.models.resolve import resolve_model
+    from finch.taxonomy import check_taxonomy, sample_taxonomy_dir
+
+    leaf = next(r for r in check_taxonomy([sample_taxonomy_dir()]).leaves if args.leaf in r.name)
+    model = resolve_model("gemma-3-270m", load_settings().path("models_dir"))
+    gguf = ensure_builtin_gguf(model.name, model.gguf)
+    backend = LlamaCppBackend(gguf, n_ctx=4096, batch_slots=args.slots)
+    try:
+        rows = [
+            run("one request at a time", OneAtATime(backend), leaf, args.pipeline, args.samples, args.seed),
+            run(f"finch batched ({args.slots} slots)", backend, leaf, args.pipeline, args.samples, args.seed),
+        ]
+    finally:
+        backend.close()
+
+    table = Table(title=f"sdg throughput: {args.pipeline} pipeline, {leaf.name}, {args.samples} samples, "
+                        f"gemma-3-270m teacher, {os.cpu_count()} cores")  # fmt: skip
+    for column in ("mode", "generated", "accepted", "wall s", "accepted/min", "generated/min"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["mode"], str(row["generated"]), str(row["accepted"]), f"{row['wall_s']:.1f}",
+                      f"{row['accepted_per_min']:.2f}", f"{row['generated_per_min']:.2f}")  # fmt: skip
+    Console().print(table)
+    baseline, batched = rows
+    speedup = batched["accepted_per_min"] / baseline["accepted_per_min"] if baseline["accepted_per_min"] else None
+    wall_speedup = baseline["wall_s"] / batched["wall_s"]
+    result = {"rows": rows, "accepted_speedup": speedup and round(speedup, 2), "wall_speedup": round(wall_speedup, 2),
+              "target": 2.0, "leaf": leaf.name, "pipeline": args.pipeline, "samples": args.samples}  # fmt: skip
+    print(f"accepted/min: {result['accepted_speedup']}× (target ≥ 2×); the same calls: {wall_speedup:.2f}× faster")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
