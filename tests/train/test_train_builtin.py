@@ -46,6 +46,15 @@ def test_twenty_steps_teach_a_fact(tmp_path, builtin_home):
         after = tuned.generate(input_ids=ids, max_new_tokens=12, do_sample=False)
     assert before.tolist() != after.tolist()
 
+    # finch evaluate on the four facts: report.json/md and a plot, and the tuned model's ROUGE-L beats the base's.
+    from finch.evaluate.run import evaluate
+
+    scores = evaluate({"base": "gemma-3-270m", "tuned": str(result.run_dir)}, "metrics", tmp_path / "data" /
+                      "train.jsonl", tmp_path / "eval", models, max_tokens=24)  # fmt: skip
+    assert scores["tuned"]["rouge_l"] > scores["base"]["rouge_l"], scores
+    assert {"report.json", "report.md"} <= {p.name for p in (tmp_path / "eval").iterdir()}
+    assert list((tmp_path / "eval").glob("*.png"))
+
     # The q4_k_m export of the taught model answers through llama.cpp's chat completion and stops at end of turn.
     from finch.export import export_model
     from finch.models.resolve import resolve_model
