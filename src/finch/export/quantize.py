@@ -111,7 +111,7 @@ def quantize_keeping_changes(
             finer = _finer_type(qtypes[name], row_lengths[name]) if round_ == 0 else "Q8_0"
             overrides[name] = finer or qtypes[name]
     written, _ = _tensor_layout(target)
-    report.moved = {n: t for n, t in written.items() if n in first_types and t != first_types[n]}
+    report.moved = {n: written[n] for n in changed if n in first_types and written[n] != first_types[n]}
     return report
 
 
