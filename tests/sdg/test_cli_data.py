@@ -10,15 +10,6 @@ import pytest
 from finch.taxonomy import sample_taxonomy_dir
 from tests.conftest import assert_one_line_error, run_finch
 from tests.sdg.helpers import rows
-from tests.sdg.teacher import start_teacher
-
-
-@pytest.fixture
-def teacher():
-    server = start_teacher()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 def test_generate_list_show(finch_home, teacher, tiny_gemma3_dir, tmp_path):

@@ -11,22 +11,6 @@ import yaml
 
 from finch.errors import FinchError, UsageError
 from tests.sdg.helpers import MARKERS, generate, journals, rows, sample_leaves
-from tests.sdg.teacher import start_teacher
-
-
-@pytest.fixture
-def teacher():
-    servers = []
-
-    def start(**kwargs):
-        server = start_teacher(**kwargs)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 def rejected_by_reason(report) -> Counter:
@@ -42,8 +26,8 @@ def stage(report, leaf_kind: str, name: str) -> dict:
     return next(s for s in leaf["stages"] if s["stage"] == name)
 
 
-def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teacher, tmp_path):
-    server = teacher()
+def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teachers, tmp_path):
+    server = teachers()
     out = tmp_path / "full"
     report = generate(server.url, out, pipeline="full", scale=2)
     emitted = server.emitted
@@ -108,8 +92,8 @@ def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teac
     assert any(r.get("raw") == "Looks fine to me!" for r in records)
 
 
-def test_simple_pipeline_is_one_step_without_judges(teacher, tmp_path):
-    server = teacher()
+def test_simple_pipeline_is_one_step_without_judges(teachers, tmp_path):
+    server = teachers()
     report = generate(server.url, tmp_path / "simple", pipeline="simple", scale=1)
     emitted = server.emitted
     assert len(server.requests) == sum(
@@ -125,8 +109,8 @@ def test_simple_pipeline_is_one_step_without_judges(teacher, tmp_path):
     assert grounded and all(r["messages"][0]["content"].count("\n\n") == 1 for r in grounded)
 
 
-def test_rerun_of_a_finished_run_asks_the_teacher_nothing(teacher, tmp_path):
-    server = teacher()
+def test_rerun_of_a_finished_run_asks_the_teacher_nothing(teachers, tmp_path):
+    server = teachers()
     generate(server.url, tmp_path / "d", scale=1)
     before = (tmp_path / "d" / "train.jsonl").read_bytes()
     asked = len(server.requests)
@@ -135,18 +119,18 @@ def test_rerun_of_a_finished_run_asks_the_teacher_nothing(teacher, tmp_path):
     assert (tmp_path / "d" / "train.jsonl").read_bytes() == before
 
 
-def test_rerun_with_other_settings_is_refused(teacher, tmp_path):
-    server = teacher()
+def test_rerun_with_other_settings_is_refused(teachers, tmp_path):
+    server = teachers()
     generate(server.url, tmp_path / "d", scale=1)
     with pytest.raises(UsageError, match="scale 1 → 2"):
         generate(server.url, tmp_path / "d", scale=2)
 
 
-def test_teacher_failure_keeps_partial_output_and_a_rerun_finishes_it(teacher, tmp_path):
-    reference = teacher()
+def test_teacher_failure_keeps_partial_output_and_a_rerun_finishes_it(teachers, tmp_path):
+    reference = teachers()
     generate(reference.url, tmp_path / "reference", scale=1)
 
-    failing = teacher(fail_after=40)
+    failing = teachers(fail_after=40)
     with pytest.raises(FinchError, match="gave up after 1 attempts.*kept the partial output.*rerun the same"):
         generate(failing.url, tmp_path / "d", scale=1)
     partial = json.loads((tmp_path / "d" / "report.json").read_text())
@@ -154,7 +138,7 @@ def test_teacher_failure_keeps_partial_output_and_a_rerun_finishes_it(teacher, t
     done_before = journals(tmp_path / "d")
     assert sum(len(r) for r in done_before.values()) == 40  # every answer that came back is on disk
 
-    working = teacher()
+    working = teachers()
     generate(working.url, tmp_path / "d", scale=1)
     after = journals(tmp_path / "d")
     for name, records in done_before.items():
@@ -163,8 +147,8 @@ def test_teacher_failure_keeps_partial_output_and_a_rerun_finishes_it(teacher, t
     assert rows(tmp_path / "d" / "train.jsonl") == rows(tmp_path / "reference" / "train.jsonl")
 
 
-def test_replay_rows_are_mixed_by_ratio_and_tagged(teacher, tmp_path):
-    server = teacher()
+def test_replay_rows_are_mixed_by_ratio_and_tagged(teachers, tmp_path):
+    server = teachers()
     replay = tmp_path / "general.jsonl"
     replay.write_text(
         "".join(
@@ -185,8 +169,8 @@ def test_replay_rows_are_mixed_by_ratio_and_tagged(teacher, tmp_path):
     assert recipe["phases"][1]["sources"][1]["ratio"] == 0.5
 
 
-def test_bad_replay_file_is_a_usage_error(teacher, tmp_path):
-    server = teacher()
+def test_bad_replay_file_is_a_usage_error(teachers, tmp_path):
+    server = teachers()
     replay = tmp_path / "bad.jsonl"
     replay.write_text('{"text": "no messages"}\n')
     with pytest.raises(UsageError, match="no rows with a `messages` list"):

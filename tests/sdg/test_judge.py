@@ -13,7 +13,7 @@ from finch.inference.http_backend import HttpBackend
 from finch.sdg import GenerateOptions, generate_dataset, load_pipeline
 from finch.sdg.judge import OFF_TOPIC, anchor_scale, anchors, calibrate, expected_rating
 from tests.sdg.helpers import journals, rows, sample_leaves
-from tests.sdg.teacher import judged_item, start_teacher
+from tests.sdg.teacher import judged_item
 
 GOOD = {"1": 0.15, "3": 0.1, "5": 0.6, "dash": 0.15}  # expected rating 3.88
 BAD = {"1": 0.5, "3": 0.1, "5": 0.3, "dash": 0.1}  # expected rating 2.56
@@ -101,14 +101,6 @@ def _examples(leaf):
         return [{"key": qa.question, "answer": qa.answer} for e in leaf.leaf.seed_examples
                 for qa in e.questions_and_answers]  # fmt: skip
     return [{"key": (e.context or e.question).strip(), "answer": e.answer} for e in leaf.leaf.seed_examples]
-
-
-@pytest.fixture
-def teacher():
-    server = start_teacher()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 def _generate(backend, output):
