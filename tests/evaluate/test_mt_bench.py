@@ -19,18 +19,27 @@ DATA = Path(__file__).parent / "fastchat_data"
 
 JUDGEMENTS = [
     # GPT-4's usual shape: an explanation, then the rating in FastChat's format.
-    ("The assistant's answer is accurate and well organised, and it covers the cultural experiences the user "
-     "asked for. However, it could name more must-see attractions.\n\nRating: [[8]]", 8.0),
+    (
+        "The assistant's answer is accurate and well organised, and it covers the cultural experiences the user "
+        "asked for. However, it could name more must-see attractions.\n\nRating: [[8]]",
+        8.0,
+    ),
     ("The response is correct.\n\nRating: [[7.5]]", 7.5),
     # One bracket dropped: FastChat's backup pattern reads it.
     ("The response is mostly relevant but shallow. Rating: [6]", 6.0),
     # A citation-like [2] earlier does not win over a proper [[9]] later: [[n]] is searched first.
     ("As the reference answer [2] shows, the area is 3. The assistant got it right.\nRating: [[9]]", 9.0),
     # A weak judge copies the instruction, example and all (the built-in model does): the copied [[5]] is no verdict.
-    ('you must rate the response on a scale of 1 to 10 by strictly following this format: "[[rating]]", for '
-     'example: "Rating: [[5]]".\n\nThe answer is poor. Rating: [[2]]', 2.0),
-    ('After providing your explanation, you must rate the response on a scale of 1 to 10 by strictly following this '
-     'format: "[[rating]]", for example: "Rating: [[5]]".\n\n[Question]\nCompose an engaging travel blog', None),
+    (
+        'you must rate the response on a scale of 1 to 10 by strictly following this format: "[[rating]]", for '
+        'example: "Rating: [[5]]".\n\nThe answer is poor. Rating: [[2]]',
+        2.0,
+    ),
+    (
+        "After providing your explanation, you must rate the response on a scale of 1 to 10 by strictly following this "
+        'format: "[[rating]]", for example: "Rating: [[5]]".\n\n[Question]\nCompose an engaging travel blog',
+        None,
+    ),
     # Its own 5, in its own words, still counts.
     ("Adequate but generic.\nRating: [[5]]", 5.0),
     # Malformed: no bracketed number at all, a placeholder, out of scale, empty, cut off by the token limit.

