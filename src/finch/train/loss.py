@@ -8,6 +8,8 @@ and the backward pass needs no second head matmul.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -15,56 +17,74 @@ from finch.train.data import IGNORE
 
 
 class _ChunkedHeadLoss(torch.autograd.Function):
-    """Summed cross-entropy of `hidden @ weight.T` against `targets`; gradients computed during forward."""
+    """Summed cross-entropy of `hidden @ weight.T` against `targets`; gradients computed during forward.
+
+    Labelled rows go through in chunks; for each chunk the vocabulary goes through in blocks small enough that a
+    block of the head and of the logits stay in cache: pass 1 writes exp(logit - running max) block by block and
+    keeps the running softmax sum (online softmax), pass 2 rescales each block to probabilities and accumulates the
+    hidden-state gradient from the same block of the head. Matmuls over cache-sized blocks run ~1.5x faster here
+    than one [vocab x chunk] matmul that streams the whole 262k-row head through memory."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, targets, softcap, chunk):
+    def forward(ctx, hidden, weight, targets, softcap, chunk, vocab_block):
         n_rows, vocab = hidden.shape[0], weight.shape[0]
         chunk = min(chunk, n_rows)
         grad_hidden = torch.empty_like(hidden) if hidden.requires_grad else None
         grad_weight = torch.zeros_like(weight, dtype=torch.float32) if weight.requires_grad else None
         wants_grad = grad_hidden is not None or grad_weight is not None
-        # One buffer serves every chunk, overwritten in place: raw logits, log-probabilities, then their gradient.
-        # Fresh tensors per chunk would each cost an allocation, page faults and an extra pass. The logits are
-        # laid out [vocab x chunk] (weight @ hidden.T): on this CPU's MKL that matmul is ~1.4x faster than
-        # hidden @ weight.T, which must read the weight transposed.
-        flat_buffer = torch.empty(vocab * chunk, dtype=torch.float32, device=hidden.device)
-        squash_buffer = torch.empty_like(flat_buffer) if softcap and wants_grad else None
-        fp32 = weight.dtype == torch.float32 and hidden.dtype == torch.float32
+        # One buffer serves every chunk, overwritten in place: fresh tensors per chunk would each cost an
+        # allocation and page faults (first touch of memory is slow on this kind of VM).
+        exp_buffer = torch.empty(vocab * chunk, dtype=torch.float32, device=hidden.device)
+        starts = range(0, vocab, vocab_block)
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         for start in range(0, n_rows, chunk):
             h = hidden[start : start + chunk]
             y = targets[start : start + chunk]
             n = len(y)
-            cols = torch.arange(n, device=y.device)
-            logits = flat_buffer[: vocab * n].view(vocab, n)
-            if fp32:
-                torch.mm(weight, h.T, out=logits)
-            else:
-                logits.copy_(weight @ h.T)
+            h_t = h.T.contiguous()
+            exps = exp_buffer[: vocab * n].view(vocab, n)
+            running_max = torch.full((n,), -math.inf, dtype=torch.float32, device=h.device)
+            running_sum = torch.zeros(n, dtype=torch.float32, device=h.device)
+            block_max = torch.empty((len(starts), n), dtype=torch.float32, device=h.device)
+            for b, v in enumerate(starts):  # pass 1: online softmax
+                block = exps[v : v + vocab_block]
+                _logits(block, weight[v : v + vocab_block], h_t)
+                if softcap:
+                    block.div_(softcap).tanh_().mul_(softcap)
+                new_max = torch.maximum(running_max, block.amax(dim=0))
+                running_sum.mul_(torch.exp(running_max - new_max)).add_(block.sub_(new_max).exp_().sum(dim=0))
+                running_max = block_max[b] = new_max
+            target_logits = (weight[y].float() * h.float()).sum(dim=1)
             if softcap:
-                logits.div_(softcap).tanh_()
-                if squash_buffer is not None:  # d(c * tanh(raw / c)) / d(raw) = 1 - tanh^2
-                    squash = squash_buffer[: vocab * n].view(vocab, n)
-                    torch.mul(logits, logits, out=squash).neg_().add_(1)
-                logits.mul_(softcap)
-            log_probs = torch.log_softmax(logits, dim=0, out=logits)
-            total -= log_probs[y, cols].sum()
+                target_logits = softcap * torch.tanh(target_logits / softcap)
+            total += (running_max + running_sum.log() - target_logits).sum()
             if not wants_grad:
                 continue
-            grad_logits = log_probs.exp_()  # d(sum CE)/d(logits) = softmax - one_hot
-            grad_logits[y, cols] -= 1
+            # d(sum CE)/d(logits) = softmax - one_hot; the one-hot part is subtracted after the loop
+            scales = torch.exp(block_max - running_max) / running_sum
+            gh = torch.zeros((n, hidden.shape[1]), dtype=torch.float32, device=h.device)
+            for b, v in enumerate(starts):  # pass 2: gradients, block by block
+                block = exps[v : v + vocab_block]
+                w = weight[v : v + vocab_block]
+                if softcap:  # d(c tanh(raw / c)) / d(raw) = 1 - tanh^2, tanh recovered from exp(capped - max)
+                    squash = block.clamp_min(1e-38).log_().add_(block_max[b]).div_(softcap).square_().neg_().add_(1)
+                    block.mul_(squash)
+                block.mul_(scales[b])
+                g = block if w.dtype == torch.float32 else block.to(w.dtype)
+                if grad_hidden is not None and w.dtype == torch.float32:
+                    gh.addmm_(g.T, w)
+                elif grad_hidden is not None:
+                    gh.add_(g.T @ w)
+                if grad_weight is not None:
+                    grad_weight[v : v + vocab_block].add_((g @ h).float())
+            target_grad = torch.ones(n, dtype=torch.float32, device=h.device)
             if softcap:
-                grad_logits.mul_(squash)
-            if not fp32:
-                grad_logits = grad_logits.to(weight.dtype)
+                target_grad = 1 - (target_logits / softcap).square()
             if grad_hidden is not None:
-                if fp32:
-                    torch.mm(grad_logits.T, weight, out=grad_hidden[start : start + n])
-                else:
-                    grad_hidden[start : start + n] = grad_logits.T @ weight
+                gh.sub_(weight[y].float() * target_grad[:, None])
+                grad_hidden[start : start + n] = gh
             if grad_weight is not None:
-                grad_weight += (grad_logits @ h).float()
+                grad_weight.index_add_(0, y, -h.float() * target_grad[:, None])
         ctx.save_for_backward(
             grad_hidden if grad_hidden is not None else torch.empty(0),
             grad_weight if grad_weight is not None else torch.empty(0),
@@ -77,7 +97,15 @@ class _ChunkedHeadLoss(torch.autograd.Function):
         grad_hidden, grad_weight = ctx.saved_tensors
         hidden_out = grad_hidden * grad_total.to(grad_hidden.dtype) if grad_hidden.numel() else None
         weight_out = (grad_weight * grad_total).to(ctx.weight_dtype) if grad_weight.numel() else None
-        return hidden_out, weight_out, None, None, None
+        return hidden_out, weight_out, None, None, None, None
+
+
+def _logits(out: torch.Tensor, weight: torch.Tensor, hidden_t: torch.Tensor) -> None:
+    """out = weight @ hidden_t, in float32 whatever the weights' dtype."""
+    if weight.dtype == torch.float32 and hidden_t.dtype == torch.float32:
+        torch.mm(weight, hidden_t, out=out)
+    else:
+        out.copy_(weight @ hidden_t.to(weight.dtype))
 
 
 def labelled_positions(hidden: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,12 +122,13 @@ def chunked_loss_sum(
     head_weight: torch.Tensor,
     softcap: float | None = None,
     chunk: int = 128,
+    vocab_block: int = 2048,
 ) -> tuple[torch.Tensor, int]:
     """(sum of token losses, number of labelled tokens); divide by the step's token count for a mean."""
     h, y = labelled_positions(hidden, labels)
     if y.numel() == 0:
         return hidden.sum() * 0.0, 0
-    return _ChunkedHeadLoss.apply(h, head_weight, y, softcap, chunk), int(y.numel())
+    return _ChunkedHeadLoss.apply(h, head_weight, y, softcap, chunk, vocab_block), int(y.numel())
 
 
 def naive_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
