@@ -6,10 +6,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from finch.train.data import IGNORE, chat_renderer, tokenize_conversation
-from finch.train.loop import batch_loss_sum, causal_lm_parts
+from finch.train.data import IGNORE, Sample, chat_renderer, tokenize_conversation
+from finch.train.loop import causal_lm_parts
 from finch.train.loss import chunked_loss_sum, naive_loss_sum
-from finch.train.packing import collate, pack
+from finch.train.packed_attention import packed_sdpa_attention, use_packed_attention
+from finch.train.packing import collate, pack, pack_fullest
 from tests.train.datasets import chat_rows
 
 
@@ -30,6 +31,63 @@ def test_pack_fills_rows_in_order_without_splitting_samples(model_and_samples):
     assert [s for row in rows for s in row] == samples
     assert all(sum(len(s.input_ids) for s in row) <= longest * 2 for row in rows)
     assert len(rows) < len(samples)
+
+
+def test_pack_fullest_fills_rows_longest_first():
+    lengths = [30, 70, 20, 50, 90, 40]
+    samples = [Sample(list(range(n)), list(range(n))) for n in lengths]
+    rows = pack_fullest(samples, 100)
+    assert sorted(len(s.input_ids) for row in rows for s in row) == sorted(lengths)  # every sample, once
+    assert all(sum(len(s.input_ids) for s in row) <= 100 for row in rows)
+    assert [[len(s.input_ids) for s in row] for row in rows] == [[90], [70, 30], [50, 40], [20]]
+    assert [[len(s.input_ids) for s in row] for row in pack_fullest(samples[4:5], 60)] == [[90]]  # too long: alone
+
+
+def test_per_sample_attention_equals_sdpa_with_the_packed_mask(model_and_samples):
+    """finch's per-sample attention gives the hidden states and gradients of SDPA over the block-diagonal mask,
+    sliding-window layers included (the tiny Gemma's window of 8 is shorter than its samples)."""
+    model, samples = model_and_samples
+    batch = collate([samples[:3], samples[3:5]], pad_id=0)
+    assert max(len(s.input_ids) for s in samples) > 8
+
+    def run():
+        model.zero_grad(set_to_none=True)
+        inputs = {"input_ids": batch.input_ids, "position_ids": batch.position_ids, "use_cache": False}
+        hidden = model.get_decoder()(**inputs).last_hidden_state
+        (hidden * batch.real[..., None]).square().sum().backward()
+        return hidden.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    hidden_sdpa, grads_sdpa = run()
+    assert use_packed_attention(model)
+    hidden_packed, grads_packed = run()
+    real = batch.real
+    torch.testing.assert_close(hidden_packed[real], hidden_sdpa[real], atol=1e-5, rtol=1e-4)
+    assert grads_packed.keys() == grads_sdpa.keys() and any("q_proj" in n for n in grads_sdpa)
+    for name in grads_sdpa:
+        torch.testing.assert_close(grads_packed[name], grads_sdpa[name], atol=1e-4, rtol=1e-3, msg=name)
+
+
+@pytest.mark.parametrize("kv_heads", [1, 2])
+def test_per_sample_attention_with_one_or_more_kv_heads(kv_heads):
+    """The function itself against SDPA over the block-diagonal mask, including the broadcast single KV head."""
+    torch.manual_seed(0)
+    lengths = [5, 9, 3]
+    position_ids = torch.cat([torch.arange(n) for n in lengths])[None]
+    q = torch.randn(1, 4, sum(lengths), 8, requires_grad=True)
+    k, v = (torch.randn(1, kv_heads, sum(lengths), 8, requires_grad=True) for _ in range(2))
+    segment = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))
+    causal = torch.arange(sum(lengths))[:, None] >= torch.arange(sum(lengths))[None, :]
+    mask = (segment[:, None] == segment[None, :]) & causal
+    module = torch.nn.Module()
+    packed, _ = packed_sdpa_attention(module, q, k, v, None, scaling=0.3, position_ids=position_ids)
+    reference = torch.nn.functional.scaled_dot_product_attention(
+        q, k.repeat_interleave(4 // kv_heads, 1), v.repeat_interleave(4 // kv_heads, 1), attn_mask=mask, scale=0.3
+    ).transpose(1, 2)
+    torch.testing.assert_close(packed, reference)
+    grads = torch.autograd.grad(packed.square().sum(), (q, k, v))
+    expected = torch.autograd.grad(reference.square().sum(), (q, k, v))
+    for got, want in zip(grads, expected, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
 
 
 def test_packed_rows_match_separate_runs(model_and_samples):
@@ -65,8 +123,8 @@ def test_attention_really_crosses_without_the_position_reset(model_and_samples):
 
 
 @pytest.mark.parametrize("softcap", [None, 5.0])
-@pytest.mark.parametrize("chunk", [1, 7, 4096])
-def test_chunked_loss_equals_full_logits_loss(model_and_samples, softcap, chunk):
+@pytest.mark.parametrize("chunk, vocab_block", [(1, 2048), (7, 150), (4096, 64), (4096, 2048)])
+def test_chunked_loss_equals_full_logits_loss(model_and_samples, softcap, chunk, vocab_block):
     model, samples = model_and_samples
     batch = collate(pack(samples, 96), pad_id=0)
     model.config.final_logit_softcapping = softcap
@@ -76,7 +134,8 @@ def test_chunked_loss_equals_full_logits_loss(model_and_samples, softcap, chunk)
         decoder, head, cap = causal_lm_parts(model)
         head.requires_grad_(True)
         if chunked:
-            loss, n = batch_loss_sum(decoder, head, cap, batch, "cpu", chunk)
+            hidden = decoder(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False)[0]
+            loss, n = chunked_loss_sum(hidden, batch.labels, head, cap, chunk, vocab_block)
         elif softcap is None:  # the model's own forward: full logits
             logits = model(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False).logits
             loss, n = naive_loss_sum(logits, batch.labels)

@@ -116,6 +116,18 @@ def test_gradient_checkpointing_keeps_the_maths(tmp_path, tiny_gemma3_dir):
         assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
 
 
+def test_forward_passes_of_few_tokens_keep_the_maths(tmp_path, tiny_gemma3_dir):
+    """A micro-batch split into passes of at most 40 tokens (several passes per step) trains exactly like one pass
+    over the whole micro-batch: same losses, gradient norms and eval loss."""
+    common = {"max_steps": 3, "lr": 1e-2, "max_seq_len": 128, "save_every": 0, "lora_dropout": 0.0, "batch_size": 4}
+    whole = run(tmp_path / "whole", tiny_gemma3_dir, forward_tokens=4096, **common)
+    split = run(tmp_path / "split", tiny_gemma3_dir, forward_tokens=40, **common)
+    for a, b in zip(whole.log, split.log, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
+    assert whole.eval_loss == pytest.approx(split.eval_loss, rel=1e-5)
+
+
 def test_early_stopping_follows_the_eval_losses(tmp_path, tiny_gemma3_dir):
     """With a learning rate this high the eval loss turns; the run stops exactly when patience runs out."""
     result = run(

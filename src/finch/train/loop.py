@@ -31,9 +31,14 @@ from finch.train.data import (
     tokenize_split,
 )
 from finch.train.distributed import SINGLE, ProcessGroup
-from finch.train.loss import chunked_loss_sum
-from finch.train.packing import Batch, collate, pack
+from finch.train.loss import LossWorkspace, chunked_loss_sum
+from finch.train.packed_attention import use_packed_attention
+from finch.train.packing import Batch, collate, pack, pack_fullest
 from finch.train.run_dir import RunFiles, plot_loss, write_run_yaml
+
+# Tokens per forward pass on a CPU: matmuls of a few hundred rows already run at full speed there, and
+# activations (~1.7 MB a token for Gemma 3 270M with LoRA) are what sets a step's peak memory.
+CPU_FORWARD_TOKENS = 320
 
 
 @dataclass
@@ -48,22 +53,32 @@ class TrainResult:
     best_eval_loss: float | None = None  # the adapter that scored it is in run_dir / "best"
 
 
-def epoch_batches(samples: list[Sample], config: TrainConfig, epoch: int, pad_id: int, shuffle: bool) -> list[Batch]:
-    """One epoch's micro-batches: a seeded shuffle of the samples (a pure function of seed and epoch, so a
-    resumed run sees the same order), `batch_size` samples per micro-batch, packed into as few rows as fit."""
+def epoch_batches(
+    samples: list[Sample], config: TrainConfig, epoch: int, pad_id: int, shuffle: bool, forward_tokens: int | None
+) -> list[list[Batch]]:
+    """One epoch's micro-batches, each as the forward passes that compute it. A micro-batch is `batch_size`
+    samples of a seeded shuffle (a pure function of seed and epoch, so a resumed run sees the same order).
+    Without `forward_tokens` it is one pass over rows of up to max_seq_len packed tokens, padded to the longest;
+    with it, one unpadded row per pass of at most that many tokens (a longer sample alone): the same gradients
+    with activations for a few hundred tokens at a time, which on a CPU costs no speed."""
     order = list(range(len(samples)))
     if shuffle:
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
         order = torch.randperm(len(samples), generator=generator).tolist()
     size = config.batch_size
     groups = [[samples[i] for i in order[at : at + size]] for at in range(0, len(order), size)]
-    return [collate(pack(group, config.max_seq_len), pad_id) for group in groups]
+    if forward_tokens is None:
+        return [[collate(pack(group, config.max_seq_len), pad_id)] for group in groups]
+    row_tokens = min(forward_tokens, config.max_seq_len)
+    return [[collate([row], pad_id) for row in pack_fullest(group, row_tokens)] for group in groups]
 
 
-def batch_stream(samples, config: TrainConfig, pad_id: int, state: TrainerState) -> Iterator[Batch]:
+def batch_stream(
+    samples, config: TrainConfig, pad_id: int, state: TrainerState, forward_tokens: int | None
+) -> Iterator[list[Batch]]:
     """Micro-batches from the data position in `state` on, epoch after epoch; advances the position as it goes."""
     while True:
-        batches = epoch_batches(samples, config, state.epoch, pad_id, shuffle=True)
+        batches = epoch_batches(samples, config, state.epoch, pad_id, True, forward_tokens)
         while state.batch_in_epoch < len(batches):
             batch = batches[state.batch_in_epoch]
             state.batch_in_epoch += 1
@@ -89,23 +104,28 @@ def causal_lm_parts(model) -> tuple[torch.nn.Module, torch.Tensor, float | None]
     return inner.get_decoder(), inner.get_output_embeddings().weight, softcap
 
 
-def batch_loss_sum(decoder, head_weight, softcap, batch: Batch, device, chunk: int) -> tuple[torch.Tensor, int]:
+def batch_loss_sum(
+    decoder, head_weight, softcap, batch: Batch, device, chunk: int, workspace: LossWorkspace | None = None
+) -> tuple[torch.Tensor, int]:
     # use_cache=False matters: with a cache, transformers skips the packed-sequence (block-diagonal) mask.
     hidden = decoder(
         input_ids=batch.input_ids.to(device), position_ids=batch.position_ids.to(device), use_cache=False
     ).last_hidden_state
-    return chunked_loss_sum(hidden, batch.labels.to(device), head_weight, softcap, chunk)
+    return chunked_loss_sum(hidden, batch.labels.to(device), head_weight, softcap, chunk, workspace=workspace)
 
 
 @torch.no_grad()
-def evaluate(model, batches: list[Batch], device, chunk: int, group: ProcessGroup = SINGLE) -> float:
-    """Mean loss per labelled token; processes split the batches and add up their sums."""
+def evaluate(
+    model, batches: list[list[Batch]], device, chunk: int, group: ProcessGroup = SINGLE, workspace=None
+) -> float:
+    """Mean loss per labelled token; processes split the micro-batches and add up their sums."""
     decoder, head_weight, softcap = causal_lm_parts(model)
     model.eval()
     total, count = 0.0, 0
-    for batch in batches[group.rank :: group.world]:
-        loss_sum, n = batch_loss_sum(decoder, head_weight, softcap, batch, device, chunk)
-        total, count = total + float(loss_sum), count + n
+    for passes in batches[group.rank :: group.world]:
+        for batch in passes:
+            loss_sum, n = batch_loss_sum(decoder, head_weight, softcap, batch, device, chunk, workspace)
+            total, count = total + float(loss_sum), count + n
     model.train()
     return group.sum(total) / max(group.sum(count), 1)
 
@@ -119,6 +139,25 @@ def save_best(model, folder: Path) -> None:
     model.save_pretrained(tmp)
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
+
+
+def save_tokenizer(tokenizer, render: PromptFormat, run_dir: Path) -> None:
+    """The tokenizer with the chat format it trains in (a base model's family format if it has none)."""
+    if not tokenizer.chat_template:
+        tokenizer.chat_template = render.template
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(run_dir)
+
+
+def release_freed_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc keeps them otherwise), so they don't count in later peaks."""
+    import contextlib
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def peak_rss_gb() -> float:
@@ -135,6 +174,8 @@ def load_model(hf_dir: Path, config: TrainConfig, dtype: str, device: str, init_
     hf_logging.disable_progress_bar()  # the run's own progress bar follows; a weight-loading bar is noise before it
     if config.method == "full":  # every weight trains; a previous phase's result is the starting model
         model = AutoModelForCausalLM.from_pretrained(init_adapter or hf_dir, dtype=getattr(torch, dtype)).to(device)
+        if device == "cpu":
+            use_packed_attention(model)
         if config.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         return model
@@ -142,6 +183,8 @@ def load_model(hf_dir: Path, config: TrainConfig, dtype: str, device: str, init_
         model = load_nf4_model(hf_dir, config)
     else:
         model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=getattr(torch, dtype)).to(device)
+    if device == "cpu":
+        use_packed_attention(model)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     torch.manual_seed(config.seed)
@@ -182,7 +225,7 @@ def make_optimizer(config: TrainConfig, params):
 
 @dataclass
 class TrainData:
-    tokenizer: object
+    tokenizer: object | None  # train() saves it into the run dir, then releases it
     render: PromptFormat
     train: Split
     test: Split | None
@@ -245,12 +288,18 @@ def train(
     train_split, test_split = data.train, data.test
     train_file, test_file = data.train_file, data.test_file
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if group.main:
+        save_tokenizer(tokenizer, render, run_dir)
+    # The samples are token ids now: a 262k-token vocabulary's tables (~0.3 GB) would only raise the peak.
+    data.tokenizer = tokenizer = None
+    release_freed_memory()
     for warning in train_split.warnings + (test_split.warnings if test_split else []):
         on_message(f"warning: {warning}")
     samples = train_split.samples
-    eval_batches = epoch_batches(test_split.samples, config, 0, pad_id, shuffle=False) if test_split else []
+    forward_tokens = config.forward_tokens or (CPU_FORWARD_TOKENS if device == "cpu" else None)
+    eval_batches = epoch_batches(test_split.samples, config, 0, pad_id, False, forward_tokens) if test_split else []
 
-    per_epoch = len(epoch_batches(samples, config, 0, pad_id, shuffle=True))
+    per_epoch = len(epoch_batches(samples, config, 0, pad_id, True, forward_tokens))
     micro_per_step = config.grad_accum * group.world  # every process reads them all and trains on its share
     total_steps = config.max_steps or max(1, math.ceil(config.epochs * per_epoch / micro_per_step))
     warmup = int(config.warmup_ratio * total_steps)
@@ -292,7 +341,8 @@ def train(
         write_run_yaml(files, config, lineage, status="running")
 
     decoder, head_weight, softcap = causal_lm_parts(model)
-    stream = batch_stream(samples, config, pad_id, state)
+    stream = batch_stream(samples, config, pad_id, state, forward_tokens)
+    workspace = LossWorkspace()
     log = files.read_log()
     last_eval = None
     tokens_seen, train_seconds = 0, 0.0  # optimiser steps only: evals and checkpoints are not throughput
@@ -300,12 +350,15 @@ def train(
         step_started = time.monotonic()
         micro_batches = [next(stream) for _ in range(micro_per_step)]
         # Mean over the step's labelled tokens, however they fall into micro-batches and processes.
-        step_labels = sum(batch.n_labels for batch in micro_batches)
+        step_labels = sum(batch.n_labels for passes in micro_batches for batch in passes)
         step_loss = 0.0
-        for batch in micro_batches[group.rank :: group.world]:
-            loss_sum, _ = batch_loss_sum(decoder, head_weight, softcap, batch, device, config.loss_chunk_tokens)
-            (loss_sum / step_labels).backward()
-            step_loss += loss_sum.item() / step_labels
+        for passes in micro_batches[group.rank :: group.world]:
+            for batch in passes:
+                loss_sum, _ = batch_loss_sum(
+                    decoder, head_weight, softcap, batch, device, config.loss_chunk_tokens, workspace
+                )
+                (loss_sum / step_labels).backward()
+                step_loss += loss_sum.item() / step_labels
         group.sum_gradients(trainable.values())
         step_loss = group.sum(step_loss)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable.values(), config.max_grad_norm))
@@ -316,7 +369,7 @@ def train(
         state.step += 1
 
         step_seconds = time.monotonic() - step_started
-        step_tokens = sum(batch.n_tokens for batch in micro_batches)
+        step_tokens = sum(batch.n_tokens for passes in micro_batches for batch in passes)
         tokens_seen, train_seconds = tokens_seen + step_tokens, train_seconds + step_seconds
         record = {
             "step": state.step,
@@ -332,7 +385,7 @@ def train(
             record["peak_gpu_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
         due_eval = config.eval_every and state.step % config.eval_every == 0
         if eval_batches and (due_eval or state.step == total_steps):
-            last_eval = evaluate(model, eval_batches, device, config.loss_chunk_tokens, group)
+            last_eval = evaluate(model, eval_batches, device, config.loss_chunk_tokens, group, workspace)
             record["eval_loss"] = round(last_eval, 6)
             if state.best_eval_loss is None or last_eval < state.best_eval_loss:
                 state.best_eval_loss, state.evals_without_improvement = last_eval, 0
@@ -359,9 +412,6 @@ def train(
     if not group.main:
         return TrainResult(run_dir, state.step, log[-1]["loss"] if log else None, last_eval, 0.0, peak_rss_gb(), log)
     model.save_pretrained(run_dir)
-    if not tokenizer.chat_template:
-        tokenizer.chat_template = render.template  # the run dir carries the format it was trained in
-    tokenizer.save_pretrained(run_dir)
     plot_loss(log, run_dir / "loss.png")
     result = TrainResult(
         run_dir=run_dir,

@@ -46,6 +46,23 @@ def pack(samples: list[Sample], max_seq_len: int) -> list[list[Sample]]:
     return rows
 
 
+def pack_fullest(samples: list[Sample], max_tokens: int) -> list[list[Sample]]:
+    """First-fit decreasing: each sample, longest first, joins the first row it fits in, so rows come out nearly
+    full and there are few of them (fewer, larger forward passes); a sample longer than `max_tokens` rows alone."""
+    rows: list[list[Sample]] = []
+    used: list[int] = []
+    for sample in sorted(samples, key=lambda s: len(s.input_ids), reverse=True):
+        n = len(sample.input_ids)
+        at = next((r for r, u in enumerate(used) if u + n <= max_tokens), None)
+        if at is None:
+            rows.append([sample])
+            used.append(n)
+        else:
+            rows[at].append(sample)
+            used[at] += n
+    return rows
+
+
 def collate(rows: list[list[Sample]], pad_id: int) -> Batch:
     """Rows of packed samples into tensors, padded to the longest row; padding is its own unlabelled segment."""
     length = max(sum(len(s.input_ids) for s in row) for row in rows)
