@@ -82,6 +82,7 @@ def run_finch(args) -> dict:
         save_every=0,
         seed=0,
         gradient_checkpointing=args.gradient_checkpointing,
+        forward_tokens=args.forward_tokens,
     )
     hf_dir = Path(args.hf_dir)
     run_dir = Path(tempfile.mkdtemp(prefix="finch-bench-"))
@@ -164,6 +165,7 @@ def worker(name: str, args) -> dict:
     cmd = [sys.executable, __file__, "--worker", name, "--data", str(args.data), "--hf-dir", str(args.hf_dir)]
     cmd += ["--steps", str(args.steps), "--batch-size", str(args.batch_size), "--grad-accum", str(args.grad_accum)]
     cmd += ["--lr", str(args.lr)] + (["--gradient-checkpointing"] if args.gradient_checkpointing else [])
+    cmd += ["--forward-tokens", str(args.forward_tokens)] if args.forward_tokens else []
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     if name == "baseline" and args.baseline_thp:
         env["THP_MEM_ALLOC_ENABLE"] = "1"
@@ -185,6 +187,9 @@ def main() -> None:
     parser.add_argument("--only", choices=["finch", "baseline"])
     parser.add_argument(
         "--gradient-checkpointing", action="store_true", help="finch recomputes activations: less RSS, more time"
+    )
+    parser.add_argument(
+        "--forward-tokens", type=int, help="finch's tokens per forward pass (default: 256 on CPU): memory vs speed"
     )
     parser.add_argument("--baseline-thp", action="store_true", help="give the baseline finch's huge-page setting")
     parser.add_argument("--worker", choices=["finch", "baseline"], help=argparse.SUPPRESS)
@@ -234,6 +239,7 @@ def main() -> None:
         "dtype": system_info().profile.dtype,
         "baseline_thp": args.baseline_thp,
         "finch_gradient_checkpointing": args.gradient_checkpointing,
+        "finch_forward_tokens": args.forward_tokens,
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
     }

@@ -38,7 +38,7 @@ from finch.train.run_dir import RunFiles, plot_loss, write_run_yaml
 
 # Tokens per forward pass on a CPU: matmuls of a few hundred rows already run at full speed there, and
 # activations (~1.7 MB a token for Gemma 3 270M with LoRA) are what sets a step's peak memory.
-CPU_FORWARD_TOKENS = 320
+CPU_FORWARD_TOKENS = 256
 
 
 @dataclass
