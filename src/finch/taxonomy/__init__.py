@@ -1,7 +1,8 @@
 """The taxonomy: InstructLab-compatible qna.yaml leaves, checked with line-precise errors.
 
 Entry points for other stages: `check_taxonomy` (any paths), `check_workspace_taxonomy` (the configured one),
-`sample_taxonomy_dir`, `diff_leaves`, `new_leaf`, and `load_documents` for a valid knowledge leaf's documents.
+`sample_taxonomy_dir`, `diff_leaves`, `new_leaf`, `load_documents` for a valid knowledge leaf's documents, and
+`hold_out` for the seed examples that are a leaf's test set.
 """
 
 from finch.taxonomy.check import (
@@ -13,6 +14,7 @@ from finch.taxonomy.check import (
 )
 from finch.taxonomy.diff import diff_leaves
 from finch.taxonomy.documents import DocumentSource, SourceDocument, load_documents
+from finch.taxonomy.holdout import hold_out
 from finch.taxonomy.scaffold import new_leaf
 from finch.taxonomy.schema import Knowledge, Skill
 
@@ -26,6 +28,7 @@ __all__ = [
     "check_taxonomy",
     "check_workspace_taxonomy",
     "diff_leaves",
+    "hold_out",
     "load_documents",
     "new_leaf",
     "sample_taxonomy_dir",

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from finch.fileio import atomic_write_text
-from finch.taxonomy.schema import Knowledge, Skill
+from finch.taxonomy import Knowledge, Skill, hold_out
 
 
 def seed_rows(report) -> list[dict]:
@@ -42,22 +42,17 @@ def seed_rows(report) -> list[dict]:
     return rows
 
 
-HOLDOUT_EVERY = 5  # every 5th seed example of a leaf is held out (at least one per leaf that has two)
-
-
 def split_seed_rows(rows: list[dict]) -> tuple[list[dict], list[dict]]:
-    """(train, test): a few seed examples per leaf held out, so base vs tuned can be compared on questions the run
-    never saw."""
+    """(train, test): each leaf's held-out seed examples (finch.taxonomy.hold_out) are the test set, so base vs
+    tuned can be compared on questions the run never saw."""
     by_leaf: dict[str, list[dict]] = {}
     for row in rows:
         by_leaf.setdefault(row["metadata"]["leaf"], []).append(row)
     train, test = [], []
     for leaf_rows in by_leaf.values():
-        held = {i for i in range(len(leaf_rows)) if (i + 1) % HOLDOUT_EVERY == 0}
-        if not held and len(leaf_rows) >= 2:
-            held = {len(leaf_rows) - 1}
-        for i, row in enumerate(leaf_rows):
-            (test if i in held else train).append(row)
+        kept, held = hold_out(leaf_rows)
+        train += kept
+        test += held
     return train, test
 
 
