@@ -310,14 +310,22 @@ def run_calls(
             for _ in range(workers):
                 if not submit():
                     break
+            failure: Exception | None = None
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:
                     pending.discard(future)
-                    record = future.result()  # a teacher failure raises here: the records so far are on disk
+                    try:
+                        record = future.result()
+                    except Exception as e:  # a teacher failure: send nothing more, keep what the calls in flight bring
+                        failure = failure or e
+                        continue
                     out.append(record)
                     progress.advance(len(record["items"]), sum(record["rejected"].values()))
-                    submit()
+                    if failure is None:
+                        submit()
+            if failure is not None:
+                raise failure  # every answer that came back is on disk: a rerun asks only for the rest
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
