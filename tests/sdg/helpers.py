@@ -19,6 +19,30 @@ def sample_leaves():
     return report.leaves
 
 
+def seed_examples(leaf) -> list[dict[str, str]]:
+    """A leaf's seed examples in order: `user` as SDG's rows ask it, `answer`, and `key`, the text that tells it
+    apart from the others in a prompt (the passage of a grounded skill, where all ask the same question)."""
+    seeds = leaf.leaf.seed_examples
+    if hasattr(leaf.leaf, "document_outline"):
+        pairs = [(qa.question.strip(), qa.answer.strip(), qa.question.strip()) for e in seeds
+                 for qa in e.questions_and_answers]  # fmt: skip
+    else:
+        pairs = [((f"{e.context.strip()}\n\n" if e.context else "") + e.question.strip(), e.answer.strip(),
+                  (e.context or e.question).strip()) for e in seeds]  # fmt: skip
+    return [{"user": user, "answer": answer, "key": key} for user, answer, key in pairs]
+
+
+def held_out(leaf) -> list[dict[str, str]]:
+    """The leaf's test set by its rule, restated: every 5th seed example, or the last of two or more."""
+    seeds = seed_examples(leaf)
+    return seeds[4::5] or seeds[-1:] * (len(seeds) >= 2)
+
+
+def knowledge_held_out() -> tuple[str, ...]:
+    """The sample knowledge leaf's held-out questions: what the scripted teacher's `testdup` items repeat."""
+    return tuple(e["user"] for leaf in sample_leaves() if leaf.name.startswith("knowledge") for e in held_out(leaf))
+
+
 def generate(url: str, output: Path, pipeline: str = "full", workers: int = 4, retries: int = 0, **options):
     backend = HttpBackend(url, retries=retries)
     try:

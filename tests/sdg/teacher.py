@@ -7,7 +7,10 @@ types the filters must handle; `emitted` counts them, so tests can check every s
   good      a fresh, unique item
   offtopic  judged 1 ("OFFTOPIC" in it)            -> low_rating at the first judge
   garbled   the judge answers without a rating      -> unparseable_rating at the first judge
-  seeddup   repeats a seed example's question        -> matches_test at dedup
+  seeddup   repeats a seed example its prompt shows  -> kept, counted as seed_copies at dedup (a repeat of one
+                                                        already copied: duplicate)
+  testdup   repeats a held-out seed question, which   -> matches_test at dedup
+            no prompt shows: the test tells the teacher (`held_out`), knowledge leaf only
   short     a malformed item (too short / no answer) -> parse_error at expand
   wrong     answered "BADANSWER", judged 2           -> low_rating at the answer judge
   long      its answer runs out of tokens            -> truncated at the response step
@@ -25,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from tests.servers import send_json
 
-KINDS = ("good", "offtopic", "garbled", "seeddup", "short", "wrong", "long")
+KINDS = ("good", "offtopic", "garbled", "seeddup", "short", "wrong", "long", "testdup")
 WORDS = [
     "amber",
     "basalt",
@@ -109,11 +112,12 @@ def judged_item(prompt: str) -> str:
 class ScriptedTeacher(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, delay: float = 0.0, fail_after: int | None = None):
-        self.delay, self.fail_after = delay, fail_after
+    def __init__(self, delay: float = 0.0, fail_after: int | None = None, held_out: tuple[str, ...] = ()):
+        self.delay, self.fail_after, self.held_out = delay, fail_after, held_out
         self.lock = threading.Lock()
         self.requests: list[dict] = []
         self.emitted: Counter = Counter()
+        self.copied: Counter = Counter()  # seed questions the seeddup items repeated, how often each
         super().__init__(("127.0.0.1", 0), _Handler)
 
     @property
@@ -164,19 +168,27 @@ class ScriptedTeacher(ThreadingHTTPServer):
 
     def _item_kind(self, seed: int, k: int, allowed: tuple[str, ...]) -> str:
         kind = kind_of(seed, k)
-        kind = kind if kind in allowed else "good"
+        if kind not in allowed or (kind == "testdup" and not self.held_out):
+            kind = "good"
         self._count(kind)
         return kind
 
     def _text(self, kind: str, seed: int, k: int, prompt: str) -> str:
         if kind == "seeddup":
-            return re.search(r"^(?:\d+\. |Question: )(.+)$", prompt.split("xamples", 1)[1], re.M).group(1)
+            copied = re.search(r"^(?:\d+\. |Question: )(.+)$", prompt.split("xamples", 1)[1], re.M).group(1)
+            with self.lock:
+                self.copied[copied] += 1
+            return copied
+        if kind == "testdup":
+            return self.held_out[(seed + k) % len(self.held_out)]
         marker = {"offtopic": "OFFTOPIC ", "garbled": "GARBLED ", "wrong": "WRONG ", "long": "LONG "}.get(kind, "")
         return f"{marker}{words(seed, k)} ?"
 
     def _list(self, count: int, seed: int, prompt: str, what: str) -> str:
         lines = [f"Sure! Here are {count} new {what}:"]
-        allowed = KINDS if what == "questions" else ("good", "offtopic", "garbled", "short", "wrong", "long")
+        allowed = ("good", "offtopic", "garbled", "short", "wrong", "long")
+        if what == "questions":
+            allowed += ("seeddup",)
         for k in range(count):
             kind = self._item_kind(seed, k, allowed)
             lines.append(f"{k + 1}. ok" if kind == "short" else f"{k + 1}. {self._text(kind, seed, k, prompt)}")
@@ -184,7 +196,7 @@ class ScriptedTeacher(ThreadingHTTPServer):
 
     def _records(self, count: int, seed: int, prompt: str, grounded: bool, knowledge: bool = False) -> str:
         if knowledge:
-            allowed = ("good", "offtopic", "garbled", "seeddup", "short", "wrong")
+            allowed = ("good", "offtopic", "garbled", "seeddup", "short", "wrong", "testdup")
         else:
             allowed = ("good", "seeddup", "short")  # the simple pipeline has no judges
         if grounded:

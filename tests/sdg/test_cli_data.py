@@ -78,8 +78,13 @@ def test_leaves_changed_generates_only_the_leaf_changed_on_the_branch(finch_home
     assert [leaf["leaf"] for leaf in report["leaves"]] == ["compositional_skills->formatting->iso_dates"]
     train = rows(tmp_path / "ds" / "train.jsonl")
     assert train and {r["metadata"]["leaf"] for r in train} == {"compositional_skills->formatting->iso_dates"}
+    # the changed example is shown to the teacher; the leaf's test set is its held-out example, which is not
     test = rows(tmp_path / "ds" / "test.jsonl")
-    assert "Write March 6th, 2021 as an ISO 8601 date." in {r["messages"][0]["content"] for r in test}
+    held_out = "Give the ISO 8601 form of 25/12/2030, written the European way (day first)."
+    assert [r["messages"][0]["content"] for r in test] == [held_out]
+    prompts = [m["content"] for body in teacher.requests for m in body["messages"]]
+    assert any("Write March 6th, 2021 as an ISO 8601 date." in p for p in prompts)
+    assert not any(held_out in p for p in prompts)
     assert sorted(p.name for p in (tmp_path / "ds" / "leaves").iterdir()) == [
         "compositional_skills.formatting.iso_dates.test.jsonl",
         "compositional_skills.formatting.iso_dates.train.jsonl",

@@ -10,7 +10,19 @@ import pytest
 import yaml
 
 from finch.errors import FinchError, UsageError
-from tests.sdg.helpers import MARKERS, generate, journals, rows, sample_leaves
+from finch.taxonomy import check_taxonomy, sample_taxonomy_dir
+from finch.train.seed_data import seed_rows, split_seed_rows
+from tests.sdg.helpers import (
+    MARKERS,
+    generate,
+    held_out,
+    journals,
+    knowledge_held_out,
+    rows,
+    sample_leaves,
+    seed_examples,
+)
+from tests.sdg.teacher import judged_item
 
 
 def rejected_by_reason(report) -> Counter:
@@ -26,12 +38,17 @@ def stage(report, leaf_kind: str, name: str) -> dict:
     return next(s for s in leaf["stages"] if s["stage"] == name)
 
 
+def seed_copies(report) -> int:
+    return sum(leaf["stages"][-1].get("seed_copies", 0) for leaf in report["leaves"])
+
+
 def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teachers, tmp_path):
-    server = teachers()
+    server = teachers(held_out=knowledge_held_out())
     out = tmp_path / "full"
     report = generate(server.url, out, pipeline="full", scale=2)
     emitted = server.emitted
-    assert emitted["good"] and all(emitted[k] for k in ("offtopic", "garbled", "seeddup", "short", "wrong", "long"))
+    kinds = ("offtopic", "garbled", "seeddup", "short", "wrong", "long", "testdup")
+    assert emitted["good"] and all(emitted[k] for k in kinds)
 
     # each kind of bad answer is dropped at its stage, with its reason
     reasons = rejected_by_reason(report)
@@ -39,21 +56,46 @@ def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teac
     assert reasons["low_rating"] == emitted["offtopic"] + emitted["wrong"]
     assert reasons["unparseable_rating"] == emitted["garbled"]
     assert reasons["truncated"] == emitted["long"]
-    assert reasons["matches_test"] == emitted["seeddup"]
-    assert set(reasons) == {"parse_error", "low_rating", "unparseable_rating", "truncated", "matches_test"}
+    assert reasons["matches_test"] == emitted["testdup"]  # a held-out seed question, though no prompt showed it
+    # a copy of a shown seed example is training material: the first of each is kept and counted, repeats are not
+    assert sum(server.copied.values()) == emitted["seeddup"] and len(server.copied) == seed_copies(report) > 0
+    assert reasons["duplicate"] == emitted["seeddup"] - len(server.copied)
+    assert {reason for reason, n in reasons.items() if n} <= {
+        "parse_error", "low_rating", "unparseable_rating", "truncated", "matches_test", "duplicate"
+    }  # fmt: skip
 
     train = rows(out / "train.jsonl")
-    assert len(train) == report["train"] == emitted["good"]
+    assert len(train) == report["train"] == emitted["good"] + len(server.copied)
+    assert set(server.copied) <= {r["messages"][0]["content"] for r in train}
     text = json.dumps(train)
     for marker in MARKERS:
         assert marker not in text
 
-    # every leaf has train and test rows; test holds exactly the seed examples, none of which is trained on
+    # every leaf has train and test rows; test holds exactly the held-out seed examples, none of which is trained on
+    # or was shown to the teacher
     leaves = {leaf.name: leaf for leaf in sample_leaves()}
     test = rows(out / "test.jsonl")
-    assert len(test) == sum(leaf.example_count for leaf in leaves.values())
+    test_set = [(leaf.name, e["user"], e["answer"]) for leaf in leaves.values() for e in held_out(leaf)]
+    assert [(r["metadata"]["leaf"], r["messages"][0]["content"], r["messages"][1]["content"]) for r in test] == test_set
     trained = {r["messages"][0]["content"] for r in train}
     assert not trained & {r["messages"][0]["content"] for r in test}
+    # what the teacher was shown, less the items its judges rate: those are its own writing (testdup items repeat a
+    # held-out question on purpose)
+    prompts = "\n".join(
+        m["content"].replace(judged_item(m["content"]), "") if "Reply in the form" in m["content"] else m["content"]
+        for body in server.requests
+        for m in body["messages"]
+    )
+    for leaf in leaves.values():
+        assert any(e["key"] in prompts for e in seed_examples(leaf) if e not in held_out(leaf)), leaf.name
+        for example in held_out(leaf):
+            assert example["key"] not in prompts, example
+            # (a knowledge answer is a fact from the document, which the teacher does read)
+            assert leaf.name.startswith("knowledge") or example["answer"] not in prompts, example
+    # the quickstart's seed dataset holds out the same examples
+    _, quickstart_test = split_seed_rows(seed_rows(check_taxonomy([sample_taxonomy_dir()])))
+    quickstart_pairs = [(r["metadata"]["leaf"], r["messages"][1]["content"]) for r in quickstart_test]
+    assert quickstart_pairs == [(leaf, answer) for leaf, _, answer in test_set]
     for entry in report["leaves"]:
         assert entry["status"] == "complete" and entry["train"] > 0 and entry["test"] > 0, entry
         # --scale is samples generated per seed example, in every pipeline
@@ -93,15 +135,17 @@ def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teac
 
 
 def test_simple_pipeline_is_one_step_without_judges(teachers, tmp_path):
-    server = teachers()
+    server = teachers(held_out=knowledge_held_out())
     report = generate(server.url, tmp_path / "simple", pipeline="simple", scale=1)
     emitted = server.emitted
     assert len(server.requests) == sum(
         -(-leaf["target"] // (3 if leaf["flavour"] == "skills_grounded" else 4)) for leaf in report["leaves"]
     )
     reasons = rejected_by_reason(report)
-    assert reasons == Counter(parse_error=emitted["short"], matches_test=emitted["seeddup"])
-    assert report["train"] == sum(emitted.values()) - emitted["short"] - emitted["seeddup"]
+    repeats = emitted["seeddup"] - len(server.copied)
+    assert reasons == Counter(parse_error=emitted["short"], matches_test=emitted["testdup"], duplicate=repeats)
+    assert emitted["testdup"] and len(server.copied) == seed_copies(report) > 0
+    assert report["train"] == sum(emitted.values()) - emitted["short"] - emitted["testdup"] - repeats
     for entry in report["leaves"]:
         assert [s["stage"] for s in entry["stages"]][-1] == "dedup" and len(entry["stages"]) == 2
         assert entry["train"] > 0

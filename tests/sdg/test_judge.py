@@ -11,7 +11,9 @@ import pytest
 
 from finch.inference.http_backend import HttpBackend
 from finch.sdg import GenerateOptions, generate_dataset, load_pipeline
+from finch.sdg.generate import LeafPlan, anchor_calls
 from finch.sdg.judge import OFF_TOPIC, anchor_scale, anchors, calibrate, expected_rating
+from finch.taxonomy import hold_out
 from tests.sdg.helpers import journals, rows, sample_leaves
 from tests.sdg.teacher import judged_item
 
@@ -60,6 +62,21 @@ def test_anchors_are_unseen_seed_examples_as_they_are_and_spoiled():
     assert [item["question"] for v, item in questions if v == "bad"] == list(OFF_TOPIC)
     knowledge = anchors([{"question": "q", "answer": "a", "context": "c"}] * 2, [], "answer")
     assert knowledge[0][1]["chunk"] == "c" and len(knowledge) == 2  # no other answer: no spoiled anchor
+
+
+def test_a_five_example_leaf_calibrates_on_its_held_out_example_too():
+    # four shown, three of them in the judge's prompt: one unseen shown example alone is too few anchors (two a side
+    # is the least anchor_scale reads), so the held-out one is rated as well; an anchor never becomes a row
+    seeds = [{"question": f"q{i}", "answer": f"a{i}"} for i in range(5)]
+    shown, held_out = hold_out(seeds)
+    plan = LeafPlan(name="s", slug="s", kind="skill", flavour="skills_freeform", task="t", examples=shown,
+                    sources=[{"id": "seed"}], target=5, fingerprint="f", held_out=held_out)  # fmt: skip
+    pipeline = load_pipeline("full")
+    block = next(b for b in pipeline.skills_freeform if b.name == "judge_responses")
+    calls = anchor_calls(pipeline, block, plan, seed=42)
+    good = [c.item for c in calls if c.anchor == "good"]
+    assert len(good) == 2 and held_out[0] in good and len(calls) == 4
+    assert all(c.params.max_tokens == 1 for c in calls)
 
 
 class LocalTeacher:

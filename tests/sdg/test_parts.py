@@ -9,8 +9,9 @@ from finch.fileio import JsonlAppender, read_jsonl
 from finch.sdg import load_pipeline
 from finch.sdg.chunking import approximate_tokens, chunk_text
 from finch.sdg.dedup import NearDuplicates
+from finch.sdg.generate import LeafPlan, deduplicate
 from finch.sdg.parse import labelled_records, multiple_choice, numbered_items, rating
-from finch.taxonomy import sample_taxonomy_dir
+from finch.taxonomy import hold_out, sample_taxonomy_dir
 
 DOC = sample_taxonomy_dir() / "knowledge" / "products" / "kestrel_vane_k230" / "kestrel_vane_k230.md"
 
@@ -89,6 +90,20 @@ def test_near_duplicates():
     assert seen.check("write march 5th 2021 as an ISO 8601 date for the shop's order form") == "exact"
     assert seen.check("Please write March 5th, 2021 as an ISO 8601 date for the shop's order form.") == "near"
     assert seen.check("What is the capital of France, and when was it founded?") is None
+
+
+def test_dedup_drops_what_matches_the_held_out_seeds_and_counts_what_copies_a_shown_one():
+    seeds = [{"question": f"Write day {n} of month {n + 1} in the year {2000 + n} as an ISO date.", "answer": "x"}
+             for n in range(1, 6)]  # fmt: skip
+    shown, held_out = hold_out(seeds)
+    plan = LeafPlan(name="dates", slug="dates", kind="skill", flavour="skills_freeform", task="dates",
+                    examples=shown, sources=[], target=4, fingerprint="f", held_out=held_out)  # fmt: skip
+    fresh = {"question": "What is the first of May 1990 in ISO 8601 format?", "answer": "1990-05-01"}
+    items = [dict(shown[0]), dict(shown[0]), {"question": held_out[0]["question"] + "!", "answer": "y"}, fresh]
+    kept, stats = deduplicate(items, plan)
+    assert kept == [shown[0], fresh]
+    assert stats["rejected"] == {"duplicate": 1, "matches_test": 1} and stats["seed_copies"] == 1
+    assert "seed_copies" not in deduplicate([fresh], plan)[1]
 
 
 def test_jsonl_appender_cuts_a_torn_last_line(tmp_path):

@@ -130,7 +130,7 @@ def write_outputs(
     test, mcq, leaves = [], [], []
     for plan in plans:
         result = results.get(plan.slug)
-        leaf_test = [_row(plan, user_text(e, plan.kind), e["answer"], {**meta, "scores": {}}) for e in plan.examples]
+        leaf_test = [_row(plan, user_text(e, plan.kind), e["answer"], {**meta, "scores": {}}) for e in plan.held_out]
         entry: dict[str, Any] = {"leaf": plan.name, "kind": plan.kind, "flavour": plan.flavour, "target": plan.target}
         if result is None:
             leaves.append({**entry, "status": "not finished", "train": 0, "test": 0, "stages": []})

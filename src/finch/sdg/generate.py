@@ -26,7 +26,7 @@ from finch.sdg import judge, parse
 from finch.sdg.chunking import CountTokens, chunk_text
 from finch.sdg.dedup import NearDuplicates
 from finch.sdg.pipeline import Block, Pipeline, load_prompt
-from finch.taxonomy import Knowledge, LeafResult, Skill
+from finch.taxonomy import Knowledge, LeafResult, Skill, hold_out
 
 WORK = ".work"
 RAW_KEPT = 2000  # characters of a rejected answer kept in the journal
@@ -54,11 +54,12 @@ class LeafPlan:
     kind: str  # knowledge | skill
     flavour: str  # knowledge | skills_freeform | skills_grounded
     task: str
-    examples: list[dict[str, str]]  # seed examples: question, answer (, context)
+    examples: list[dict[str, str]]  # seed examples the teacher is shown: question, answer (, context)
     sources: list[dict[str, Any]]  # the items the first block starts from: chunks, or one empty item
     target: int  # samples to generate: scale × seed examples
     fingerprint: str
     limit: int | None = None  # --limit-per-leaf: also caps the benchmark questions
+    held_out: list[dict[str, str]] = field(default_factory=list)  # the test set: never in train or a generation prompt
 
     @property
     def phase(self) -> str:
@@ -111,17 +112,21 @@ def plan_leaf(result: LeafResult, options: GenerateOptions, count_tokens: CountT
         flavour = "skills_grounded" if leaf.grounded else "skills_freeform"
     else:
         raise UsageError(f"{result.path}: not a valid leaf; run `finch taxonomy check`.")
+    # a small teacher copies the examples its prompt shows: held out, the test set cannot leak into train that way
+    shown, held_out = hold_out(examples)
+    digest.update(json.dumps(held_out).encode())  # journals from before the split showed these: start such a leaf over
     return LeafPlan(
         name=result.name,
         slug=leaf_slug(result.name),
         kind=kind,
         flavour=flavour,
         task=task.strip(),
-        examples=examples,
+        examples=shown,
         sources=sources,
         target=min(options.scale * len(examples), options.limit_per_leaf or math.inf),
         fingerprint=digest.hexdigest()[:16],
         limit=options.limit_per_leaf,
+        held_out=held_out,
     )
 
 
@@ -190,11 +195,14 @@ def block_calls(
 
 
 def anchor_calls(pipeline: Pipeline, block: Block, plan: LeafPlan, seed: int) -> list[Call]:
-    """A judge block's anchors: seed examples as they are and spoiled, rated first to calibrate its scale."""
+    """A judge block's anchors: seed examples as they are and spoiled, rated first to calibrate its scale. The
+    held-out examples may be anchors: an anchor is only rated, by a local teacher (one that gives probabilities),
+    and never becomes a row; a leaf of five examples would otherwise have too few unseen ones to calibrate on."""
     prompt = load_prompt(pipeline, block.prompt)
     shown = _judge_examples(plan, block, seed)
     calls = []
-    for k, (verdict, item) in enumerate(judge.anchors(plan.examples, shown, block.anchors or "answer")):
+    pool = plan.examples + plan.held_out
+    for k, (verdict, item) in enumerate(judge.anchors(pool, shown, block.anchors or "answer")):
         messages = prompt.messages(examples=shown, task=plan.task, outline=plan.task, item=item)
         params = GenerationParams(temperature=0.0, max_tokens=1)
         calls.append(Call(f"anchor.{k}", messages, params, item, anchor=verdict))
@@ -425,11 +433,15 @@ def user_text(item: dict[str, Any], kind: str) -> str:
 
 
 def deduplicate(items: list[dict], plan: LeafPlan) -> tuple[list[dict], dict[str, Any]]:
-    """Drop exact and near duplicates, and anything too close to a seed example (those are the test set)."""
-    test, seen = NearDuplicates(), NearDuplicates()
-    for example in plan.examples:
+    """Drop exact and near duplicates, and anything too close to a held-out seed example (the test set). A row that
+    repeats a shown seed example stays (it is training material, and dedup keeps one per seed at most) but is
+    counted as `seed_copies`, so a copying teacher's numbers say so."""
+    test, shown, seen = NearDuplicates(), NearDuplicates(), NearDuplicates()
+    for example in plan.held_out:
         test.add(user_text(example, plan.kind))
-    kept, rejected = [], {}
+    for example in plan.examples:
+        shown.add(user_text(example, plan.kind))
+    kept, rejected, seed_copies = [], {}, 0
     for item in items:
         text = user_text(item, plan.kind)
         reason = (
@@ -442,5 +454,8 @@ def deduplicate(items: list[dict], plan: LeafPlan) -> tuple[list[dict], dict[str
         else:
             kept.append(item)
             seen.add(text)
+            seed_copies += bool(shown.check(text))
     stats = {"stage": "dedup", "generated": len(items), "kept": len(kept), "rejected": rejected, "seconds": 0.0}
+    if seed_copies:
+        stats["seed_copies"] = seed_copies  # kept: near-copies of a seed example the teacher was shown
     return kept, stats
