@@ -1,5 +1,6 @@
 """`finch data generate --pipeline full` with the built-in teacher (Gemma 3 270M base, llama.cpp) on the sample
-taxonomy: every leaf gets training data, judged by the teacher's probabilities over the rating digits."""
+taxonomy: every leaf gets training data, judged by the teacher's probabilities over the rating digits. One run,
+shared by the tests below."""
 
 from __future__ import annotations
 
@@ -12,34 +13,40 @@ from finch.taxonomy import sample_taxonomy_dir
 from tests.conftest import run_finch
 from tests.sdg.helpers import journals, rows
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skip(
-        reason="issue 5 open: the knowledge leaf keeps 0 rows with the built-in teacher (it copies its in-context seed "
-        "examples, which are the test set) and the run takes over 20 min on 2 cores"
-    ),
-]
+pytestmark = pytest.mark.slow
+
+LIMIT = 3  # samples per leaf: one expand call per leaf, a few minutes on 2 cores
 
 
-def test_full_pipeline_with_the_builtin_teacher_fills_every_leaf(builtin_home, tmp_path):
-    out = tmp_path / "full"
+@pytest.fixture(scope="module")
+def generated(builtin_home, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("builtin-teacher") / "full"
     args = ["data", "generate", "--taxonomy", str(sample_taxonomy_dir()), "--pipeline", "full", "--scale", "1",
-            "--limit-per-leaf", "6", "--output", str(out)]  # fmt: skip
-    result = run_finch(*args, env=builtin_home["env"], timeout=2400)  # > 20 min on 2 cores shared at load ~9
+            "--limit-per-leaf", str(LIMIT), "--output", str(out)]  # fmt: skip
+    result = run_finch(*args, env=builtin_home["env"], timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
+    return {"out": out, "result": result, "report": report, "leaves": {leaf["kind"]: leaf for leaf in report["leaves"]}}
+
+
+def test_full_pipeline_with_the_builtin_teacher_counts_every_stage_and_holds_out_the_test_set(generated):
+    out, result, report = generated["out"], generated["result"], generated["report"]
     pipeline = load_pipeline("full")
     assert report["complete"] and len(report["leaves"]) == 3
     for leaf in report["leaves"]:
-        assert leaf["train"] > 0 and leaf["test"] > 0, leaf
         # per-stage counts: every block of the leaf's pipeline, then dedup, each one adding up
         blocks = pipeline.blocks(leaf["flavour"])
         assert [s["stage"] for s in leaf["stages"]] == [b.name for b in blocks] + ["dedup"]
         for stage in leaf["stages"]:
             assert stage["generated"] == stage["kept"] + sum(stage["rejected"].values()), stage
-        assert leaf["stages"][0 if leaf["kind"] == "skill" else 1]["generated"] == 6
+        assert leaf["stages"][0 if leaf["kind"] == "skill" else 1]["generated"] == LIMIT
+        assert leaf["kind"] == "knowledge" or leaf["train"] > 0, leaf
     train = rows(out / "train.jsonl")
     assert len(train) == report["train"]
+    # the test set is the held-out seed examples (1 of 6, 1 of 7, 4 of 20), none of them trained on
+    assert [leaf["test"] for leaf in report["leaves"]] == [1, 1, 4]
+    test = {r["messages"][0]["content"] for r in rows(out / "test.jsonl")}
+    assert not test & {r["messages"][0]["content"] for r in train}
     flavours = {leaf["leaf"]: leaf["flavour"] for leaf in report["leaves"]}
     for row in train:
         judges = {b.name: b.threshold for b in pipeline.blocks(flavours[row["metadata"]["leaf"]]) if b.type == "judge"}
@@ -49,6 +56,17 @@ def test_full_pipeline_with_the_builtin_teacher_fills_every_leaf(builtin_home, t
             assert score is None or score >= judges[name], row  # a rated row passed its threshold
     # the judges read the teacher's probabilities: every judge journal starts with its rated anchors
     for name, records in journals(out).items():
-        if "judge" in name:
+        if "judge" in name and records:
             assert records[0].get("anchor") == "good" and records[0]["rating"] is not None, name
     assert "judge_responses" in result.stdout and f"train {report['train']} rows" in result.stdout
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 5: the knowledge leaf's one qa call (--limit-per-leaf 3, per_call 4) comes back without a single "
+    "'Question:/Answer:' pair from the 270M base teacher (parse_error 3: it goes on writing the manual); no longer "
+    "matches_test, which held-out seeds fixed",
+)
+def test_the_knowledge_leaf_gets_rows_from_the_builtin_teacher(generated):
+    knowledge = generated["leaves"]["knowledge"]
+    assert knowledge["train"] > 0, knowledge
