@@ -8,6 +8,7 @@ import math
 import pytest
 
 from finch.inference import GenerationParams
+from finch.inference.base import chat_prompt_ids
 from finch.inference.llama_batch import common_prefix
 from finch.inference.llama_cpp_backend import LlamaCppBackend
 
@@ -68,3 +69,18 @@ def test_next_token_probs_are_a_distribution_and_do_not_depend_on_the_cache(back
     assert all(p >= 0 for p in fresh.values()) and sum(fresh.values()) <= 1 + 1e-6
     for choice in choices:
         assert math.isclose(fresh[choice], again[choice], rel_tol=1e-3, abs_tol=1e-7)
+
+
+def test_a_chat_ending_with_an_assistant_message_is_continued_from_it(backend):
+    chat = conversation("rain")
+    prefilled = [*chat, {"role": "assistant", "content": "Question:"}]
+    ids = chat_prompt_ids(backend.prompt_format, backend.tokenize, prefilled)
+    # the answer turn is opened and left open after the prefill, not closed and followed by a new one
+    assert ids == backend.tokenize(backend.prompt_format.render(chat) + "Question:", add_bos=False)
+    rendered = backend.llm.detokenize(ids, special=True).decode()
+    assert rendered.endswith("<start_of_turn>model\nQuestion:" if "gemma" in backend.model_name else "Question:")
+    assert rendered.count("Question:") == 1
+    # both generation paths prompt with it
+    [batched] = backend.chat_batch([(prefilled, GREEDY)])
+    [[alone]] = backend.chat([prefilled], GREEDY)
+    assert batched.text == alone.text

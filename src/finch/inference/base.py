@@ -51,5 +51,9 @@ class Backend(Protocol):
 
 
 def chat_prompt_ids(prompt_format: PromptFormat, tokenize, messages: list[dict[str, str]]) -> list[int]:
-    """Ids of a rendered chat, as HF's apply_chat_template(tokenize=True) makes them: the template brings the BOS."""
+    """Ids of a rendered chat, as HF's apply_chat_template(tokenize=True) makes them: the template brings the BOS.
+    A chat that ends with an assistant message is continued from it (a prefill, as HF's continue_final_message and
+    llama.cpp's server do): the answer turn is opened and left open after that text, so the model goes on from it."""
+    if messages and messages[-1]["role"] == "assistant":
+        return tokenize(prompt_format.render(messages[:-1]) + messages[-1]["content"], add_bos=False)
     return tokenize(prompt_format.render(messages), add_bos=False)
