@@ -128,6 +128,12 @@ def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teac
     recipe = yaml.safe_load((out / "recipe.yaml").read_text())
     assert [p["name"] for p in recipe["phases"]] == ["knowledge", "skills"]
     assert json.loads((out / "report.json").read_text()) == report
+    # an mcq call that read as nothing was asked once more, as a call of its own; the report counts both
+    [mcq_records] = [records for name, records in journals(out).items() if name.endswith("-mcq.jsonl")]
+    retried = sorted(r["call"].removesuffix(".again") for r in mcq_records if r["call"].endswith(".again"))
+    assert retried and retried == sorted(r["call"] for r in mcq_records if "mcq" not in r and "." not in r["call"])
+    assert stage(report, "knowledge", "mcq")["retries"] == len(retried)
+    assert stage(report, "knowledge", "mcq")["generated"] == len(mcq_records)
     # a rejected answer is kept in the journal, so an empty leaf can be explained
     records = [r for records in journals(out).values() for r in records]
     assert all(("raw" in r) == bool(r["rejected"]) for r in records)
@@ -141,6 +147,8 @@ def test_simple_pipeline_is_one_step_without_judges(teachers, tmp_path):
     assert len(server.requests) == sum(
         -(-leaf["target"] // (3 if leaf["flavour"] == "skills_grounded" else 4)) for leaf in report["leaves"]
     )
+    # the prompts have a prefill, which an HTTP chat API cannot be given portably: the answer turn is the server's
+    assert all(body["messages"][-1]["role"] == "user" for body in server.requests)
     reasons = rejected_by_reason(report)
     repeats = emitted["seeddup"] - len(server.copied)
     assert reasons == Counter(parse_error=emitted["short"], matches_test=emitted["testdup"], duplicate=repeats)

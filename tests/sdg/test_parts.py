@@ -11,6 +11,7 @@ from finch.sdg.chunking import approximate_tokens, chunk_text
 from finch.sdg.dedup import NearDuplicates
 from finch.sdg.generate import LeafPlan, deduplicate
 from finch.sdg.parse import labelled_records, multiple_choice, numbered_items, rating
+from finch.sdg.pipeline import load_prompt
 from finch.taxonomy import hold_out, sample_taxonomy_dir
 
 DOC = sample_taxonomy_dir() / "knowledge" / "products" / "kestrel_vane_k230" / "kestrel_vane_k230.md"
@@ -141,3 +142,15 @@ def test_pipelines_are_data_and_a_user_file_can_override_them(tmp_path):
         load_pipeline(str(own))
     with pytest.raises(UsageError, match="choose simple or full"):
         load_pipeline("fancy")
+
+
+def test_a_prompt_prefill_starts_the_answer_with_the_first_field_of_its_format():
+    pipeline = load_pipeline("simple")
+    simple_skill = load_prompt(pipeline, "simple_skill")
+    freeform = [{"question": "Write May 5 as a date.", "answer": "2024-05-05"}]
+    grounded = [{"context": "Order 12 ships today.", **freeform[0]}]
+    assert simple_skill.answer_start(examples=freeform, count=2, task="t") == "Question:"
+    assert simple_skill.answer_start(examples=grounded, count=2, task="t") == "Context:"
+    assert load_prompt(pipeline, "knowledge_qa").answer_start() == "Question:"
+    assert load_prompt(load_pipeline("full"), "mcq").answer_start() == "Question:"
+    assert load_prompt(pipeline, "response").answer_start() == ""  # a free answer has no format to start

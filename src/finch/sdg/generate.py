@@ -15,7 +15,7 @@ import random
 import shutil
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,6 +30,7 @@ from finch.taxonomy import Knowledge, LeafResult, Skill, hold_out
 
 WORK = ".work"
 RAW_KEPT = 2000  # characters of a rejected answer kept in the journal
+AGAIN = ".again"  # a retry's call id: the call's, with this after it
 
 
 @dataclass
@@ -138,6 +139,7 @@ class Call:
     item: dict[str, Any] = field(default_factory=dict)  # the input item (expand: its source)
     count: int = 1  # expand: items asked for
     anchor: str | None = None  # judge: good | bad for an anchor with a known verdict (finch.sdg.judge)
+    prefill: str = ""  # the start of the answer, for a teacher that can be given it (conversation())
 
 
 def _seed(*parts: Any) -> int:
@@ -179,8 +181,17 @@ def block_calls(
             count = min(block.per_call, plan.target - j * block.per_call)
             rng = random.Random(_seed(seed, plan.slug, block.name, call_id, "examples"))
             values = {"task": plan.task, "outline": plan.task, "count": count, "item": source}
-            messages = prompt.messages(examples=_examples(plan, block, rng), **values)
-            calls.append(Call(call_id, messages, params(call_id, count), item=source, count=count))
+            values["examples"] = _examples(plan, block, rng)
+            calls.append(
+                Call(
+                    call_id,
+                    prompt.messages(**values),
+                    params(call_id, count),
+                    item=source,
+                    count=count,
+                    prefill=prompt.answer_start(**values),
+                )
+            )
         return calls
     if block.type == "mcq" and plan.limit is not None:
         items = items[: plan.limit]
@@ -189,8 +200,9 @@ def block_calls(
             examples = _judge_examples(plan, block, seed)
         else:
             examples = _examples(plan, block, random.Random(_seed(seed, plan.slug, block.name, item["id"], "examples")))
-        values = {"task": plan.task, "outline": plan.task, "item": item}
-        calls.append(Call(item["id"], prompt.messages(examples=examples, **values), params(item["id"]), item=item))
+        values = {"task": plan.task, "outline": plan.task, "item": item, "examples": examples}
+        prefill = prompt.answer_start(**values)
+        calls.append(Call(item["id"], prompt.messages(**values), params(item["id"]), item=item, prefill=prefill))
     return calls
 
 
@@ -340,10 +352,47 @@ def run_calls(
 
 def _batch(backend, block: Block, calls: list[Call]) -> list[dict[str, Any]]:
     started = time.monotonic()
-    completions = backend.chat_batch([(call.messages, call.params) for call in calls])
+    records = _answers(backend, block, calls, backend.chat_batch)
     seconds = round((time.monotonic() - started) / len(calls), 3)
-    records = [apply_block(block, call, c.text, c.finish_reason) for call, c in zip(calls, completions)]
     return [{**record, "seconds": seconds} for record in records]
+
+
+def conversation(backend, call: Call) -> tuple[list[dict[str, str]], str]:
+    """The messages to send, and the start of the answer they already hold. A teacher that renders its own prompt
+    (a local model) continues a trailing assistant message, so the call's prefill goes there and its answer is read
+    as prefill + completion. An HTTP teacher gets none: OpenAI-compatible chat APIs do not portably continue an
+    assistant turn (OpenAI's answers it with a new one), and a served chat model follows the format without it."""
+    if call.prefill and hasattr(backend, "prompt_format"):
+        return [*call.messages, {"role": "assistant", "content": call.prefill}], call.prefill
+    return call.messages, ""
+
+
+def _answers(backend, block: Block, calls: list[Call], send) -> list[dict[str, Any]]:
+    """One journal record per call, from `send([(messages, params)]) -> completions`."""
+    asks = [conversation(backend, call) for call in calls]
+    completions = send([(messages, call.params) for call, (messages, _) in zip(calls, asks)])
+    return [
+        apply_block(block, call, prefill + c.text, c.finish_reason)
+        for call, (_, prefill), c in zip(calls, asks, completions)
+    ]
+
+
+def retry_calls(block: Block, calls: list[Call], records: list[dict[str, Any]]) -> list[Call]:
+    """The generating calls whose answer read as nothing, asked once more with a seed of their own: a small teacher's
+    sample is sometimes off format, and under --limit-per-leaf one call can be all a leaf has. A retry is a call of
+    its own in the journal (`<id>.again`), so a rerun neither repeats nor loses one, and the report counts both."""
+    if block.type not in ("expand", "mcq"):
+        return []
+    failed = {r["call"] for r in records if not r["items"] and not r.get("mcq")}
+    return [
+        replace(
+            call,
+            id=f"{call.id}{AGAIN}",
+            params=call.params.model_copy(update={"seed": _seed(call.params.seed, AGAIN)}),
+        )
+        for call in calls
+        if call.id in failed
+    ]
 
 
 def reads_ratings(backend, block: Block) -> bool:
@@ -357,8 +406,7 @@ def _one(backend, block: Block, call: Call, scale: tuple[float, float] | None = 
         probs = backend.next_token_probs(call.messages, judge.ANSWER_PREFIX, list(judge.RATINGS))
         record = apply_judgement(block, call, probs, scale)
     else:
-        [[completion]] = backend.chat([call.messages], call.params)
-        record = apply_block(block, call, completion.text, completion.finish_reason)
+        [record] = _answers(backend, block, [call], lambda asks: [backend.chat([m], p)[0][0] for m, p in asks])
     record["seconds"] = round(time.monotonic() - started, 3)
     return record
 
@@ -375,6 +423,9 @@ def stage_stats(name: str, records: list[dict], seconds: float | None) -> dict[s
         "rejected": rejected,
         "seconds": round(seconds if seconds is not None else sum(r.get("seconds", 0) for r in records), 2),
     }
+    retries = sum(r["call"].endswith(AGAIN) for r in records)
+    if retries:
+        stats["retries"] = retries  # calls asked again (retry_calls), counted in generated like any other
     abstained = sum(r.get("abstained", 0) for r in records)
     if abstained:
         stats["abstained"] = abstained  # kept unrated: the judge could not tell its anchors apart
@@ -409,6 +460,8 @@ def run_leaf(
                 run_calls(backend, anchors, block, journal, workers, progress)
                 scale = judge.anchor_scale(read_jsonl(journal)) if anchors else None
                 run_calls(backend, calls, block, journal, workers, progress, scale)
+                retries = retry_calls(block, calls, read_jsonl(journal))
+                run_calls(backend, retries, block, journal, workers, progress, scale)
             finally:
                 progress.finish()
             seconds = time.monotonic() - started + sum(r.get("seconds", 0) for r in read_jsonl(journal)[:done_before])
@@ -416,7 +469,7 @@ def run_leaf(
         else:
             seconds = json.loads(marker.read_text())["seconds"]
         order = {c.id: i for i, c in enumerate(anchors + calls)}
-        records = sorted(read_jsonl(journal), key=lambda r: order.get(r["call"], len(order)))
+        records = sorted(read_jsonl(journal), key=lambda r: order.get(r["call"].removesuffix(AGAIN), len(order)))
         stages.append(stage_stats(block.name, records, seconds))
         mcq += [{"leaf": plan.name, **r["mcq"]} for r in records if "mcq" in r]
         if block.type != "mcq":  # benchmark questions are a side output: every chunk goes on

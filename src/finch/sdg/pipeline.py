@@ -103,14 +103,25 @@ class Prompt(BaseModel):
 
     system: str = ""
     user: str
+    # The first words of the answer (its format's first label, say "Question:"), written for the teacher: a base
+    # model continues a format it is already in, where an instruction alone often leaves it writing anything. Only a
+    # teacher that renders its own prompt can be given them (finch.sdg.generate.conversation).
+    prefill: str = ""
 
     def messages(self, **values) -> list[dict[str, str]]:
-        from jinja2.sandbox import SandboxedEnvironment
-
-        env = SandboxedEnvironment(keep_trailing_newline=False)
-        system = env.from_string(self.system).render(**values).strip()
-        user = env.from_string(self.user).render(**values).strip()
+        system = _render(self.system, values).strip()
+        user = _render(self.user, values).strip()
         return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+
+    def answer_start(self, **values) -> str:
+        """The prefill, rendered; no trailing whitespace, which would split the next word's token."""
+        return _render(self.prefill, values).rstrip()
+
+
+def _render(template: str, values: dict) -> str:
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(keep_trailing_newline=False).from_string(template).render(**values)
 
 
 _PROMPTS: dict[Path, Prompt] = {}
@@ -125,7 +136,7 @@ def load_prompt(pipeline: Pipeline, name: str) -> Prompt:
                     _PROMPTS[path] = Prompt.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
                 except (yaml.YAMLError, ValidationError) as e:
                     raise UsageError(
-                        f"{path}: not a prompt template (system, user): {str(e).splitlines()[0]}"
+                        f"{path}: not a prompt template (system, user, prefill): {str(e).splitlines()[0]}"
                     ) from None
             return _PROMPTS[path]
     raise UsageError(f"prompt '{name}': no {name}.yaml in {', '.join(str(d) for d in pipeline.prompt_dirs)}")

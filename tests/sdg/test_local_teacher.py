@@ -1,0 +1,66 @@
+"""A local teacher (llama.cpp, here a tiny random GGUF) is prefilled with the start of the answer format, and a call
+whose answer reads as nothing is asked once more: a base model given only an instruction often writes anything."""
+
+from __future__ import annotations
+
+import pytest
+
+from finch.fileio import read_jsonl
+from finch.inference.llama_cpp_backend import LlamaCppBackend
+from finch.sdg import load_pipeline
+from finch.sdg.chunking import approximate_tokens
+from finch.sdg.generate import GenerateOptions, NoProgress, block_calls, plan_leaf, retry_calls, run_calls
+from finch.taxonomy import check_taxonomy, sample_taxonomy_dir
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_gemma3_gguf):
+    backend = LlamaCppBackend(tiny_gemma3_gguf, n_ctx=2048, batch_slots=2)
+    yield backend
+    backend.close()
+
+
+def knowledge_qa_calls(tmp_path):
+    pipeline = load_pipeline("full")
+    block = next(b for b in pipeline.knowledge if b.name == "qa").model_copy(update={"max_tokens": 12})
+    leaf = next(r for r in check_taxonomy([sample_taxonomy_dir()]).leaves if r.name.startswith("knowledge"))
+    plan = plan_leaf(leaf, GenerateOptions(output=tmp_path, scale=1, limit_per_leaf=3), approximate_tokens)
+    return block, block_calls(pipeline, block, plan, plan.sources, seed=42, index=1)
+
+
+def test_the_answer_is_prefilled_read_with_its_prefill_and_an_unreadable_one_asked_again_with_another_seed(
+    backend, tmp_path, monkeypatch
+):
+    block, calls = knowledge_qa_calls(tmp_path)
+    assert len(calls) == 1 and calls[0].prefill == "Question:" and calls[0].count == 3
+    sent = []
+    real = backend.chat_batch
+    monkeypatch.setattr(backend, "chat_batch", lambda requests: sent.append(requests) or real(requests))
+    journal = tmp_path / "qa.jsonl"
+    run_calls(backend, calls, block, journal, 1, NoProgress())
+    [record] = read_jsonl(journal)
+    assert record["raw"].startswith("Question:")  # what was parsed: the prefill and the completion after it
+    # a random model writes no Question/Answer pair: the call is asked again, the same prompt with another seed
+    assert record["items"] == [] and record["rejected"] == {"parse_error": 3}
+    [again] = retry_calls(block, calls, [record])
+    assert again.id == calls[0].id + ".again" and again.messages == calls[0].messages
+    assert again.params.seed != calls[0].params.seed and again.prefill == "Question:"
+    run_calls(backend, [again], block, journal, 1, NoProgress())
+    assert [r["call"] for r in read_jsonl(journal)] == [calls[0].id, again.id]
+
+    assert [len(requests) for requests in sent] == [1, 1]
+    (first, first_params), (second, second_params) = sent[0][0], sent[1][0]
+    assert first == second == [*calls[0].messages, {"role": "assistant", "content": "Question:"}]
+    assert (first_params, second_params) == (calls[0].params, again.params)
+
+    # seeded: a rerun asks the same and reads the same
+    run_calls(backend, calls, block, tmp_path / "rerun.jsonl", 1, NoProgress())
+    assert read_jsonl(tmp_path / "rerun.jsonl")[0]["raw"] == record["raw"] and sent[2] == sent[0]
+
+
+def test_only_a_generating_call_that_read_as_nothing_is_asked_again(tmp_path):
+    block, calls = knowledge_qa_calls(tmp_path)
+    pair = {"question": "Who made it?", "answer": "Orlen Instruments."}
+    assert retry_calls(block, calls, [{"call": calls[0].id, "items": [pair], "rejected": {"parse_error": 2}}]) == []
+    judge = load_pipeline("full").knowledge[-1]
+    assert judge.type == "judge" and retry_calls(judge, calls, [{"call": calls[0].id, "items": []}]) == []
