@@ -116,7 +116,12 @@ def batch_loss_sum(
 
 @torch.no_grad()
 def evaluate(
-    model, batches: list[list[Batch]], device, chunk: int, group: ProcessGroup = SINGLE, workspace=None
+    model,
+    batches: list[list[Batch]],
+    device,
+    chunk: int,
+    group: ProcessGroup = SINGLE,
+    workspace: LossWorkspace | None = None,
 ) -> float:
     """Mean loss per labelled token; processes split the micro-batches and add up their sums."""
     decoder, head_weight, softcap = causal_lm_parts(model)
@@ -174,12 +179,7 @@ def load_model(hf_dir: Path, config: TrainConfig, dtype: str, device: str, init_
     hf_logging.disable_progress_bar()  # the run's own progress bar follows; a weight-loading bar is noise before it
     if config.method == "full":  # every weight trains; a previous phase's result is the starting model
         model = AutoModelForCausalLM.from_pretrained(init_adapter or hf_dir, dtype=getattr(torch, dtype)).to(device)
-        if device == "cpu":
-            use_packed_attention(model)
-        if config.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        return model
-    if config.method == "qlora":
+    elif config.method == "qlora":
         model = load_nf4_model(hf_dir, config)
     else:
         model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=getattr(torch, dtype)).to(device)
@@ -187,6 +187,8 @@ def load_model(hf_dir: Path, config: TrainConfig, dtype: str, device: str, init_
         use_packed_attention(model)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if config.method == "full":
+        return model
     torch.manual_seed(config.seed)
     if init_adapter is not None:
         return PeftModel.from_pretrained(model, init_adapter, is_trainable=True)

@@ -22,8 +22,9 @@ class _ChunkedHeadLoss(torch.autograd.Function):
     Labelled rows go through in chunks; for each chunk the vocabulary goes through in blocks small enough that a
     block of the head and of the logits stay in cache: pass 1 writes exp(logit - running max) block by block and
     keeps the running softmax sum (online softmax), pass 2 rescales each block to probabilities and accumulates the
-    hidden-state gradient from the same block of the head. Matmuls over cache-sized blocks run ~1.5x faster here
-    than one [vocab x chunk] matmul that streams the whole 262k-row head through memory."""
+    hidden-state gradient from the same block of the head. The exponentials and softmax sums are taken while a
+    block is still in cache, and a soft-capped head needs no second [vocab x chunk] buffer for its derivative (tanh
+    is recovered from the stored exponentials)."""
 
     @staticmethod
     def forward(ctx, hidden, weight, targets, softcap, chunk, vocab_block, workspace):

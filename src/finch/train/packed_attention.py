@@ -28,8 +28,8 @@ def packed_sdpa_attention(
 ) -> tuple[torch.Tensor, None]:
     from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 
-    if position_ids is None or query.shape[2] != key.shape[2] or kwargs.get("past_key_values") is not None:
-        # not a whole packed row (generation with a cache, or a model that does not pass position ids): the mask
+    if position_ids is None or query.shape[2] != key.shape[2]:
+        # not a whole packed row (decoding against a cache, or a model that does not pass position ids): the mask
         # transformers built for SDPA is right
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
