@@ -1,11 +1,12 @@
 """Accepted samples per minute of `finch data generate` with the built-in teacher: finch's batched local generation
-(several sequences decoded together, finch.inference.llama_batch) against one request at a time.
+(several sequences decoded together, continuous batching, finch.inference.llama_batch) against one request at a time.
 
-    python benchmarks/sdg_throughput.py [--json OUT] [--leaf iso_dates] [--samples 16] [--pipeline simple]
+    python benchmarks/sdg_throughput.py [--json OUT] [--leaf iso_dates] [--samples 64] [--pipeline simple]
 
 Both modes run the same pipeline on the same sample-taxonomy leaf with the same seed, so the teacher gets the same
 prompts; "one request at a time" is the same backend with its batch and rating methods hidden, so sdg sends each
-call through chat() (llama-cpp-python, reset per request). Accepted = rows in train.jsonl after every filter. The
+call through chat() (llama-cpp-python, reset per request). 64 samples are 16 calls of 4 on iso_dates: a leaf's
+work at --scale 16, enough calls to fill the slots. Accepted = rows in train.jsonl after every filter. The
 two modes sample through different samplers (same settings), so their texts, lengths and accepted counts differ by
 chance: completion tokens per second is the throughput, accepted per minute what a user gets.
 """
@@ -28,7 +29,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 
 class Counting:
-    """The teacher, counting completion tokens; batched=False hides chat_batch and next_token_probs, so sdg sends
+    """The teacher, counting completion tokens; batched=False hides chat_stream and next_token_probs, so sdg sends
     one chat() per call, as it did before batching."""
 
     def __init__(self, backend, batched: bool):
@@ -36,7 +37,7 @@ class Counting:
         self.name, self.model_name = backend.name, backend.model_name
         if batched:
             self.batch_slots = backend.batch_slots
-            self.chat_batch = self._chat_batch
+            self.chat_stream = self._chat_stream
             self.next_token_probs = backend.next_token_probs
 
     def chat(self, conversations, params):
@@ -44,10 +45,10 @@ class Counting:
         self.tokens += sum(c.completion_tokens for r in results for c in r)
         return results
 
-    def _chat_batch(self, requests):
-        results = self.backend.chat_batch(requests)
-        self.tokens += sum(c.completion_tokens for c in results)
-        return results
+    def _chat_stream(self, requests):
+        for key, completion in self.backend.chat_stream(requests):
+            self.tokens += completion.completion_tokens
+            yield key, completion
 
     def close(self):
         pass
@@ -65,6 +66,8 @@ def run(mode: str, backend, leaf, pipeline: str, samples: int, seed: int) -> dic
     return {
         "mode": mode,
         "generated": stages[0]["generated"],
+        "retries": stages[0].get("retries", 0),
+        "rejected": stages[0]["rejected"],
         "accepted": report["train"],
         "wall_s": round(wall, 1),
         "completion_tokens": backend.tokens,
@@ -77,9 +80,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--leaf", default="iso_dates", help="a sample-taxonomy leaf (a part of its name)")
-    parser.add_argument("--samples", type=int, default=16, help="samples to generate (--limit-per-leaf)")
+    parser.add_argument("--samples", type=int, default=64, help="samples to generate (--limit-per-leaf)")
     parser.add_argument("--pipeline", default="simple")
-    parser.add_argument("--slots", type=int, default=4, help="sequences decoded together")
+    parser.add_argument("--slots", type=int, default=16, help="sequences decoded together")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="llama.cpp threads, both modes")
     args = parser.parse_args()

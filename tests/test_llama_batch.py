@@ -4,6 +4,7 @@ GGUF models."""
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import pytest
 
@@ -34,7 +35,7 @@ def test_common_prefix_leaves_each_prompt_a_token_of_its_own():
 
 
 def test_a_batch_decodes_each_request_as_if_alone(backend):
-    topics = ["rain", "snow", "wind", "rain", "fog"]  # five requests: three batches of two slots
+    topics = ["rain", "snow", "wind", "rain", "fog"]  # five requests through two slots
     batched = backend.chat_batch([(conversation(t), GREEDY) for t in topics])
     alone = [backend.chat_batch([(conversation(t), GREEDY)])[0] for t in topics]
     assert [c.text for c in batched] == [c.text for c in alone]
@@ -44,6 +45,22 @@ def test_a_batch_decodes_each_request_as_if_alone(backend):
     for c in batched:
         assert 1 <= c.completion_tokens <= 16 and c.finish_reason in ("stop", "length")
         assert c.finish_reason == "stop" or c.completion_tokens == 16
+
+
+def test_a_freed_slot_takes_the_next_request_and_requests_may_come_while_results_stream(backend):
+    short = GREEDY.model_copy(update={"max_tokens": 2})
+    requests = deque([("a", conversation("rain"), short), ("b", conversation("snow"), GREEDY)])
+    requests.append(("c", conversation("wind"), short))  # waits for a slot: there are two
+    landed = {}
+    for key, completion in backend.chat_stream(requests):
+        landed[key] = completion
+        if key == "a":
+            requests.append(("d", conversation("fog"), GREEDY))  # asked after the first answer came back
+    assert set(landed) == {"a", "b", "c", "d"}
+    assert landed["a"].completion_tokens <= 2 and landed["c"].completion_tokens <= 2
+    for key, topic, params in (("a", "rain", short), ("b", "snow", GREEDY), ("c", "wind", short), ("d", "fog", GREEDY)):
+        [alone] = backend.chat_batch([(conversation(topic), params)])
+        assert landed[key].text == alone.text
 
 
 def test_batch_sampling_is_seeded_and_stops_cut_the_text(backend):

@@ -34,28 +34,36 @@ def test_the_answer_is_prefilled_read_with_its_prefill_and_an_unreadable_one_ask
     block, calls = knowledge_qa_calls(tmp_path)
     assert len(calls) == 1 and calls[0].prefill == "Question:" and calls[0].count == 3
     sent = []
-    real = backend.chat_batch
-    monkeypatch.setattr(backend, "chat_batch", lambda requests: sent.append(requests) or real(requests))
+    real = backend.chat_stream
+
+    def recording(requests):
+        for key, completion in real(requests):
+            yield key, completion
+            sent.extend((messages, params) for _, messages, params in requests)  # what the caller queued meanwhile
+
+    monkeypatch.setattr(backend, "chat_stream", recording)
     journal = tmp_path / "qa.jsonl"
-    run_calls(backend, calls, block, journal, 1, NoProgress())
-    [record] = read_jsonl(journal)
+    grown = []
+    progress = NoProgress()
+    progress.grow = grown.append
+    run_calls(backend, calls, block, journal, 1, progress)
+    record, again_record = read_jsonl(journal)
     assert record["raw"].startswith("Question:")  # what was parsed: the prefill and the completion after it
-    # a random model writes no Question/Answer pair: the call is asked again, the same prompt with another seed
+    # a random model writes no Question/Answer pair: in the same run the call is asked again, the same prompt with
+    # another seed, and the retry is not retried
     assert record["items"] == [] and record["rejected"] == {"parse_error": 3}
+    assert again_record["call"] == calls[0].id + ".again" and grown == [1]
     [again] = retry_calls(block, calls, [record])
-    assert again.id == calls[0].id + ".again" and again.messages == calls[0].messages
+    assert again.id == again_record["call"] and again.messages == calls[0].messages
     assert again.params.seed != calls[0].params.seed and again.prefill == "Question:"
-    run_calls(backend, [again], block, journal, 1, NoProgress())
-    assert [r["call"] for r in read_jsonl(journal)] == [calls[0].id, again.id]
+    assert [params for _, params in sent] == [again.params]
+    assert sent[0][0] == [*calls[0].messages, {"role": "assistant", "content": "Question:"}]
 
-    assert [len(requests) for requests in sent] == [1, 1]
-    (first, first_params), (second, second_params) = sent[0][0], sent[1][0]
-    assert first == second == [*calls[0].messages, {"role": "assistant", "content": "Question:"}]
-    assert (first_params, second_params) == (calls[0].params, again.params)
-
-    # seeded: a rerun asks the same and reads the same
+    # a rerun into the same journal asks nothing; a fresh one asks the same and reads the same
+    run_calls(backend, calls, block, journal, 1, NoProgress())
+    assert len(read_jsonl(journal)) == 2 and len(sent) == 1
     run_calls(backend, calls, block, tmp_path / "rerun.jsonl", 1, NoProgress())
-    assert read_jsonl(tmp_path / "rerun.jsonl")[0]["raw"] == record["raw"] and sent[2] == sent[0]
+    assert [r["raw"] for r in read_jsonl(tmp_path / "rerun.jsonl")] == [record["raw"], again_record["raw"]]
 
 
 def test_only_a_generating_call_that_read_as_nothing_is_asked_again(tmp_path):

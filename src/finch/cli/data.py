@@ -44,6 +44,9 @@ class RichProgress:
         fields = self.progress.tasks[-1].fields
         self.progress.update(self.task, advance=1, kept=fields["kept"] + kept, rejected=fields["rejected"] + rejected)
 
+    def grow(self, calls: int) -> None:
+        self.progress.update(self.task, total=self.progress.tasks[-1].total + calls)
+
     def finish(self) -> None:
         pass
 

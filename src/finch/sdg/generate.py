@@ -14,6 +14,7 @@ import math
 import random
 import shutil
 import time
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -72,6 +73,8 @@ class Progress(Protocol):
 
     def advance(self, kept: int, rejected: int) -> None: ...
 
+    def grow(self, calls: int) -> None: ...  # calls asked again: the stage's total grows
+
     def finish(self) -> None: ...
 
 
@@ -80,6 +83,9 @@ class NoProgress:
         pass
 
     def advance(self, kept: int, rejected: int) -> None:
+        pass
+
+    def grow(self, calls: int) -> None:
         pass
 
     def finish(self) -> None:
@@ -303,46 +309,52 @@ def run_calls(
     progress: Progress,
     scale: tuple[float, float] | None = None,
 ) -> None:
-    """Send the calls with no record in the journal yet, `workers` at a time, appending each record as it lands."""
+    """Send the calls with no record in the journal yet, `workers` at a time, appending each record as it lands. A
+    generating call whose answer reads as nothing is asked again right away (retry_of), while the others run."""
     done = {r["call"] for r in read_jsonl(journal)}
     todo = [c for c in calls if c.id not in done]
     with JsonlAppender(journal) as out:
         if not todo:
             return
-        if hasattr(backend, "chat_batch") and not reads_ratings(backend, block):
-            for start in range(0, len(todo), backend.batch_slots):  # a local teacher decodes a batch together
-                for record in _batch(backend, block, todo[start : start + backend.batch_slots]):
-                    out.append(record)
-                    progress.advance(len(record["items"]), sum(record["rejected"].values()))
+
+        def landed(call: Call, record: dict[str, Any]) -> Call | None:
+            out.append(record)
+            progress.advance(len(record["items"]), sum(record["rejected"].values()))
+            again = retry_of(block, call, record)
+            if again is None or again.id in done:
+                return None
+            progress.grow(1)
+            return again
+
+        if hasattr(backend, "chat_stream") and not reads_ratings(backend, block):
+            _stream(backend, block, todo, landed)  # a local teacher decodes its calls together
             return
         pool = ThreadPoolExecutor(max_workers=workers)
         try:
-            pending = set()
-            queue = iter(todo)
+            pending = {}
+            queue = deque(todo)
 
-            def submit() -> bool:
-                call = next(queue, None)
-                if call is None:
-                    return False
-                pending.add(pool.submit(_one, backend, block, call, scale))
-                return True
+            def submit() -> None:
+                if queue:
+                    call = queue.popleft()
+                    pending[pool.submit(_one, backend, block, call, scale)] = call
 
             for _ in range(workers):
-                if not submit():
-                    break
+                submit()
             failure: Exception | None = None
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    pending.discard(future)
+                    call = pending.pop(future)
                     try:
                         record = future.result()
                     except Exception as e:  # a teacher failure: send nothing more, keep what the calls in flight bring
                         failure = failure or e
                         continue
-                    out.append(record)
-                    progress.advance(len(record["items"]), sum(record["rejected"].values()))
+                    again = landed(call, record)
                     if failure is None:
+                        if again is not None:
+                            queue.append(again)
                         submit()
             if failure is not None:
                 raise failure  # every answer that came back is on disk: a rerun asks only for the rest
@@ -350,11 +362,25 @@ def run_calls(
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _batch(backend, block: Block, calls: list[Call]) -> list[dict[str, Any]]:
-    started = time.monotonic()
-    records = _answers(backend, block, calls, backend.chat_batch)
-    seconds = round((time.monotonic() - started) / len(calls), 3)
-    return [{**record, "seconds": seconds} for record in records]
+def _stream(backend, block: Block, calls: list[Call], landed) -> None:
+    """Every call through backend.chat_stream; a record's seconds are the wall time since the previous one landed,
+    so they add up to the stage's time however many calls ran together."""
+    requests = deque()
+
+    def ask(call: Call) -> None:
+        messages, prefill = conversation(backend, call)
+        requests.append(((call, prefill), messages, call.params))
+
+    for call in calls:
+        ask(call)
+    last = time.monotonic()
+    for (call, prefill), completion in backend.chat_stream(requests):
+        record = apply_block(block, call, prefill + completion.text, completion.finish_reason)
+        now = time.monotonic()
+        record["seconds"], last = round(now - last, 3), now
+        again = landed(call, record)
+        if again is not None:
+            ask(again)
 
 
 def conversation(backend, call: Call) -> tuple[list[dict[str, str]], str]:
@@ -367,32 +393,22 @@ def conversation(backend, call: Call) -> tuple[list[dict[str, str]], str]:
     return call.messages, ""
 
 
-def _answers(backend, block: Block, calls: list[Call], send) -> list[dict[str, Any]]:
-    """One journal record per call, from `send([(messages, params)]) -> completions`."""
-    asks = [conversation(backend, call) for call in calls]
-    completions = send([(messages, call.params) for call, (messages, _) in zip(calls, asks)])
-    return [
-        apply_block(block, call, prefill + c.text, c.finish_reason)
-        for call, (_, prefill), c in zip(calls, asks, completions)
-    ]
+def retry_of(block: Block, call: Call, record: dict[str, Any]) -> Call | None:
+    """A generating call whose answer read as nothing, asked once more with a seed of its own: a small teacher's
+    sample is sometimes off format, and under --limit-per-leaf one call can be all a leaf has. A retry is a call of
+    its own in the journal (`<id>.again`), so a rerun neither repeats nor loses one, and the report counts both."""
+    if block.type not in ("expand", "mcq") or call.id.endswith(AGAIN) or record["items"] or record.get("mcq"):
+        return None
+    return replace(
+        call, id=f"{call.id}{AGAIN}", params=call.params.model_copy(update={"seed": _seed(call.params.seed, AGAIN)})
+    )
 
 
 def retry_calls(block: Block, calls: list[Call], records: list[dict[str, Any]]) -> list[Call]:
-    """The generating calls whose answer read as nothing, asked once more with a seed of their own: a small teacher's
-    sample is sometimes off format, and under --limit-per-leaf one call can be all a leaf has. A retry is a call of
-    its own in the journal (`<id>.again`), so a rerun neither repeats nor loses one, and the report counts both."""
-    if block.type not in ("expand", "mcq"):
-        return []
-    failed = {r["call"] for r in records if not r["items"] and not r.get("mcq")}
-    return [
-        replace(
-            call,
-            id=f"{call.id}{AGAIN}",
-            params=call.params.model_copy(update={"seed": _seed(call.params.seed, AGAIN)}),
-        )
-        for call in calls
-        if call.id in failed
-    ]
+    """retry_of for every call with a record: after a resume, the retries a killed run had not asked yet."""
+    by_call = {r["call"]: r for r in records}
+    retries = (retry_of(block, call, by_call[call.id]) for call in calls if call.id in by_call)
+    return [again for again in retries if again is not None]
 
 
 def reads_ratings(backend, block: Block) -> bool:
@@ -406,7 +422,9 @@ def _one(backend, block: Block, call: Call, scale: tuple[float, float] | None = 
         probs = backend.next_token_probs(call.messages, judge.ANSWER_PREFIX, list(judge.RATINGS))
         record = apply_judgement(block, call, probs, scale)
     else:
-        [record] = _answers(backend, block, [call], lambda asks: [backend.chat([m], p)[0][0] for m, p in asks])
+        messages, prefill = conversation(backend, call)
+        [[completion]] = backend.chat([messages], call.params)
+        record = apply_block(block, call, prefill + completion.text, completion.finish_reason)
     record["seconds"] = round(time.monotonic() - started, 3)
     return record
 
@@ -460,7 +478,9 @@ def run_leaf(
                 run_calls(backend, anchors, block, journal, workers, progress)
                 scale = judge.anchor_scale(read_jsonl(journal)) if anchors else None
                 run_calls(backend, calls, block, journal, workers, progress, scale)
-                retries = retry_calls(block, calls, read_jsonl(journal))
+                records = read_jsonl(journal)
+                retries = retry_calls(block, calls, records)
+                progress.grow(len({c.id for c in retries} - {r["call"] for r in records}))
                 run_calls(backend, retries, block, journal, workers, progress, scale)
             finally:
                 progress.finish()
