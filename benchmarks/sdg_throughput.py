@@ -36,7 +36,6 @@ class Counting:
         self.backend, self.tokens = backend, 0
         self.name, self.model_name = backend.name, backend.model_name
         if batched:
-            self.batch_slots = backend.batch_slots
             self.chat_stream = self._chat_stream
             self.next_token_probs = backend.next_token_probs
 

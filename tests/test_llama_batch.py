@@ -12,8 +12,15 @@ from finch.inference import GenerationParams
 from finch.inference.base import chat_prompt_ids
 from finch.inference.llama_batch import common_prefix
 from finch.inference.llama_cpp_backend import LlamaCppBackend
+from finch.inference.params import Completion
 
 GREEDY = GenerationParams(temperature=0, max_tokens=16)
+
+
+def in_order(backend, requests: list[tuple[list[dict[str, str]], GenerationParams]]) -> list[Completion]:
+    """chat_stream's completions in the order of `requests`."""
+    done = dict(backend.chat_stream(deque((i, messages, params) for i, (messages, params) in enumerate(requests))))
+    return [done[i] for i in range(len(requests))]
 
 
 def conversation(topic: str) -> list[dict[str, str]]:
@@ -36,8 +43,8 @@ def test_common_prefix_leaves_each_prompt_a_token_of_its_own():
 
 def test_a_batch_decodes_each_request_as_if_alone(backend):
     topics = ["rain", "snow", "wind", "rain", "fog"]  # five requests through two slots
-    batched = backend.chat_batch([(conversation(t), GREEDY) for t in topics])
-    alone = [backend.chat_batch([(conversation(t), GREEDY)])[0] for t in topics]
+    batched = in_order(backend, [(conversation(t), GREEDY) for t in topics])
+    alone = [in_order(backend, [(conversation(t), GREEDY)])[0] for t in topics]
     assert [c.text for c in batched] == [c.text for c in alone]
     assert batched[0].text == batched[3].text  # the same prompt, whatever shares its batch
     [[reference]] = backend.chat([conversation("rain")], GREEDY)
@@ -59,19 +66,19 @@ def test_a_freed_slot_takes_the_next_request_and_requests_may_come_while_results
     assert set(landed) == {"a", "b", "c", "d"}
     assert landed["a"].completion_tokens <= 2 and landed["c"].completion_tokens <= 2
     for key, topic, params in (("a", "rain", short), ("b", "snow", GREEDY), ("c", "wind", short), ("d", "fog", GREEDY)):
-        [alone] = backend.chat_batch([(conversation(topic), params)])
+        [alone] = in_order(backend, [(conversation(topic), params)])
         assert landed[key].text == alone.text
 
 
 def test_batch_sampling_is_seeded_and_stops_cut_the_text(backend):
     sampled = GenerationParams(temperature=1.0, max_tokens=24, seed=11)
     requests = [(conversation(t), sampled) for t in ("rain", "snow", "wind")]
-    first = backend.chat_batch(requests)
-    assert [c.text for c in backend.chat_batch(requests)] == [c.text for c in first]
+    first = in_order(backend, requests)
+    assert [c.text for c in in_order(backend, requests)] == [c.text for c in first]
     longest = max(first, key=lambda c: len(c.text.strip()))
     stop = longest.text.strip()[len(longest.text.strip()) // 2 :][:2]
-    cut = backend.chat_batch(
-        [(conversation(t), sampled.model_copy(update={"stop": [stop]})) for t in ("rain", "snow", "wind")]
+    cut = in_order(
+        backend, [(conversation(t), sampled.model_copy(update={"stop": [stop]})) for t in ("rain", "snow", "wind")]
     )
     index = first.index(longest)
     assert stop not in cut[index].text and cut[index].finish_reason == "stop"
@@ -98,6 +105,6 @@ def test_a_chat_ending_with_an_assistant_message_is_continued_from_it(backend):
     assert rendered.endswith("<start_of_turn>model\nQuestion:" if "gemma" in backend.model_name else "Question:")
     assert rendered.count("Question:") == 1
     # both generation paths prompt with it
-    [batched] = backend.chat_batch([(prefilled, GREEDY)])
+    [batched] = in_order(backend, [(prefilled, GREEDY)])
     [[alone]] = backend.chat([prefilled], GREEDY)
     assert batched.text == alone.text

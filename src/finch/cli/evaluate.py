@@ -48,7 +48,7 @@ def evaluate(
         "--import",
         help="human: graded copies of the sheet to read back "
         "(repeat for several graders); --output is the sheet's folder.",
-    ),  # fmt: skip
+    ),
     output: Path = typer.Option(None, help="Report folder (default: the workspace's evals/BENCHMARK-TIME)."),
 ) -> None:
     """Score a model (and its base) on a benchmark: report.json, report.md and PNG plots. `finch evaluate compare`

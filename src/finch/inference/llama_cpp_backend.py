@@ -179,11 +179,6 @@ class LlamaCppBackend:
             yield key, Completion(text, finish, prompt_tokens=prompt_tokens, completion_tokens=produced)
             take_requests()
 
-    def chat_batch(self, requests: list[tuple[list[dict[str, str]], GenerationParams]]) -> list[Completion]:
-        """chat_stream's completions in the order of `requests`."""
-        done = dict(self.chat_stream(deque((i, messages, params) for i, (messages, params) in enumerate(requests))))
-        return [done[i] for i in range(len(requests))]
-
     def _complete_ids(self, ids: list[int], params: GenerationParams, echo_text: str | None = None) -> list[Completion]:
         completions = []
         for i in range(params.n):

@@ -53,9 +53,8 @@ class MaskDropout(torch.nn.Module):
         return f"p={self.p}"
 
 
-def use_mask_dropout(model) -> int:
-    """Swap the nn.Dropout of every LoRA layer of a PEFT model for MaskDropout; returns how many."""
-    swapped = 0
+def use_mask_dropout(model) -> None:
+    """Swap the nn.Dropout of every LoRA layer of a PEFT model for MaskDropout."""
     for module in model.modules():
         dropouts = getattr(module, "lora_dropout", None)
         if not isinstance(dropouts, torch.nn.ModuleDict):
@@ -63,5 +62,3 @@ def use_mask_dropout(model) -> int:
         for name, dropout in dropouts.items():
             if isinstance(dropout, torch.nn.Dropout) and dropout.p > 0:
                 dropouts[name] = MaskDropout(dropout.p)
-                swapped += 1
-    return swapped
