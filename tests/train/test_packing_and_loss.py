@@ -122,9 +122,10 @@ def test_attention_really_crosses_without_the_position_reset(model_and_samples):
     assert not torch.allclose(joined, alone, atol=1e-3)
 
 
+@pytest.mark.parametrize("head_trains", [True, False], ids=["head-trains", "head-frozen"])
 @pytest.mark.parametrize("softcap", [None, 5.0])
 @pytest.mark.parametrize("chunk, vocab_block", [(1, 2048), (7, 150), (4096, 64), (4096, 2048)])
-def test_chunked_loss_equals_full_logits_loss(model_and_samples, softcap, chunk, vocab_block):
+def test_chunked_loss_equals_full_logits_loss(model_and_samples, softcap, chunk, vocab_block, head_trains):
     model, samples = model_and_samples
     batch = collate(pack(samples, 96), pad_id=0)
     model.config.final_logit_softcapping = softcap
@@ -132,7 +133,7 @@ def test_chunked_loss_equals_full_logits_loss(model_and_samples, softcap, chunk,
     def run(chunked: bool):
         model.zero_grad(set_to_none=True)
         decoder, head, cap = causal_lm_parts(model)
-        head.requires_grad_(True)
+        head.requires_grad_(head_trains)
         if chunked:
             hidden = decoder(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False)[0]
             loss, n = chunked_loss_sum(hidden, batch.labels, head, cap, chunk, vocab_block)
@@ -152,6 +153,7 @@ def test_chunked_loss_equals_full_logits_loss(model_and_samples, softcap, chunk,
         loss_n, n_n, grads_n = run(False)
     finally:
         model.config.final_logit_softcapping = None
+        causal_lm_parts(model)[1].requires_grad_(True)
     assert n_c == n_n == batch.n_labels > 0
     assert loss_c == pytest.approx(loss_n, rel=1e-5)
     assert grads_c.keys() == grads_n.keys() and len(grads_c) > 5

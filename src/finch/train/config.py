@@ -37,7 +37,7 @@ class TrainConfig(BaseModel):
     save_every: int = Field(50, ge=0)  # checkpoints for --resume; 0 = none
     early_stopping_patience: int = Field(0, ge=0)  # evals without improvement before stopping; 0 = never
     gradient_checkpointing: bool = False
-    loss_chunk_tokens: int = Field(128, ge=1)  # labelled positions per output-head chunk
+    loss_chunk_tokens: int = Field(1024, ge=1)  # labelled positions per output-head pass over the vocabulary
     forward_tokens: int | None = Field(None, ge=8)  # tokens per forward pass; None = 256 on CPU, else a micro-batch
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     processes: int = Field(2, ge=1)  # --pipeline accelerated: data-parallel processes (one per GPU on CUDA)

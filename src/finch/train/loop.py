@@ -32,7 +32,7 @@ from finch.train.data import (
 )
 from finch.train.distributed import SINGLE, ProcessGroup
 from finch.train.lora_dropout import use_mask_dropout
-from finch.train.loss import LossWorkspace, chunked_loss_sum
+from finch.train.loss import chunked_loss_sum
 from finch.train.packed_attention import use_packed_attention
 from finch.train.packing import Batch, collate, pack, pack_fullest
 from finch.train.run_dir import RunFiles, plot_loss, write_run_yaml
@@ -105,14 +105,12 @@ def causal_lm_parts(model) -> tuple[torch.nn.Module, torch.Tensor, float | None]
     return inner.get_decoder(), inner.get_output_embeddings().weight, softcap
 
 
-def batch_loss_sum(
-    decoder, head_weight, softcap, batch: Batch, device, chunk: int, workspace: LossWorkspace | None = None
-) -> tuple[torch.Tensor, int]:
+def batch_loss_sum(decoder, head_weight, softcap, batch: Batch, device, chunk: int) -> tuple[torch.Tensor, int]:
     # use_cache=False matters: with a cache, transformers skips the packed-sequence (block-diagonal) mask.
     hidden = decoder(
         input_ids=batch.input_ids.to(device), position_ids=batch.position_ids.to(device), use_cache=False
     ).last_hidden_state
-    return chunked_loss_sum(hidden, batch.labels.to(device), head_weight, softcap, chunk, workspace=workspace)
+    return chunked_loss_sum(hidden, batch.labels.to(device), head_weight, softcap, chunk)
 
 
 @torch.no_grad()
@@ -122,7 +120,6 @@ def evaluate(
     device,
     chunk: int,
     group: ProcessGroup = SINGLE,
-    workspace: LossWorkspace | None = None,
 ) -> float:
     """Mean loss per labelled token; processes split the micro-batches and add up their sums."""
     decoder, head_weight, softcap = causal_lm_parts(model)
@@ -130,7 +127,7 @@ def evaluate(
     total, count = 0.0, 0
     for passes in batches[group.rank :: group.world]:
         for batch in passes:
-            loss_sum, n = batch_loss_sum(decoder, head_weight, softcap, batch, device, chunk, workspace)
+            loss_sum, n = batch_loss_sum(decoder, head_weight, softcap, batch, device, chunk)
             total, count = total + float(loss_sum), count + n
     model.train()
     return group.sum(total) / max(group.sum(count), 1)
@@ -348,7 +345,6 @@ def train(
 
     decoder, head_weight, softcap = causal_lm_parts(model)
     stream = batch_stream(samples, config, pad_id, state, forward_tokens)
-    workspace = LossWorkspace()
     log = files.read_log()
     last_eval = None
     tokens_seen, train_seconds = 0, 0.0  # optimiser steps only: evals and checkpoints are not throughput
@@ -360,9 +356,7 @@ def train(
         step_loss = 0.0
         for passes in micro_batches[group.rank :: group.world]:
             for batch in passes:
-                loss_sum, _ = batch_loss_sum(
-                    decoder, head_weight, softcap, batch, device, config.loss_chunk_tokens, workspace
-                )
+                loss_sum, _ = batch_loss_sum(decoder, head_weight, softcap, batch, device, config.loss_chunk_tokens)
                 (loss_sum / step_labels).backward()
                 step_loss += loss_sum.item() / step_labels
         group.sum_gradients(trainable.values())
@@ -391,7 +385,7 @@ def train(
             record["peak_gpu_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
         due_eval = config.eval_every and state.step % config.eval_every == 0
         if eval_batches and (due_eval or state.step == total_steps):
-            last_eval = evaluate(model, eval_batches, device, config.loss_chunk_tokens, group, workspace)
+            last_eval = evaluate(model, eval_batches, device, config.loss_chunk_tokens, group)
             record["eval_loss"] = round(last_eval, 6)
             if state.best_eval_loss is None or last_eval < state.best_eval_loss:
                 state.best_eval_loss, state.evals_without_improvement = last_eval, 0

@@ -1,9 +1,13 @@
-"""Cross-entropy at labelled positions only, through the output head in chunks.
+"""Cross-entropy at labelled positions only, through the output head in vocabulary blocks.
 
 Gemma's 262k-token head makes full logits the biggest tensor in a step ([tokens x vocab] floats). Here only the
-hidden states of labelled positions reach the head, a chunk at a time, and each chunk's gradient with respect to
-its hidden states (and the head, if it trains) is computed right away, so no chunk's logits outlive its loop turn
-and the backward pass needs no second head matmul.
+hidden states of labelled positions reach the head, and the vocabulary goes through in blocks small enough that a
+block of the head and its logits stay in cache. Softmax runs online, as in flash attention: a running max and sum
+per row, and the hidden-state gradient accumulated from each block's unnormalised probabilities while that block of
+the head is still in cache, rescaled whenever a row's max grows and divided by the sum at the end. So no logits
+outlive their block, the backward pass needs no second head matmul, and a frozen head (LoRA) costs two matmuls per
+block and nothing written to memory. A trainable head (full fine-tuning) takes a second pass for its own gradient,
+which needs the final softmax sums: one more matmul, in exchange for never holding [vocab x rows] floats.
 """
 
 from __future__ import annotations
@@ -17,71 +21,30 @@ from finch.train.data import IGNORE
 
 
 class _ChunkedHeadLoss(torch.autograd.Function):
-    """Summed cross-entropy of `hidden @ weight.T` against `targets`; gradients computed during forward.
-
-    Labelled rows go through in chunks; for each chunk the vocabulary goes through in blocks small enough that a
-    block of the head and of the logits stay in cache: pass 1 writes exp(logit - running max) block by block and
-    keeps the running softmax sum (online softmax), pass 2 rescales each block to probabilities and accumulates the
-    hidden-state gradient from the same block of the head. The exponentials and softmax sums are taken while a
-    block is still in cache, and a soft-capped head needs no second [vocab x chunk] buffer for its derivative (tanh
-    is recovered from the stored exponentials)."""
+    """Summed cross-entropy of `hidden @ weight.T` (soft-capped if `softcap`) against `targets`; the gradients are
+    computed during forward and handed out, scaled, by backward."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, targets, softcap, chunk, vocab_block, workspace):
-        n_rows, vocab = hidden.shape[0], weight.shape[0]
-        chunk = math.ceil(n_rows / math.ceil(n_rows / chunk))  # equal chunks: a thin last one wastes the matmul
+    def forward(ctx, hidden, weight, targets, softcap, chunk, vocab_block):
         grad_hidden = torch.empty_like(hidden) if hidden.requires_grad else None
         grad_weight = torch.zeros_like(weight, dtype=torch.float32) if weight.requires_grad else None
-        wants_grad = grad_hidden is not None or grad_weight is not None
-        exp_buffer = (workspace or LossWorkspace()).buffer(vocab * chunk, hidden.device)
-        starts = range(0, vocab, vocab_block)
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        n_rows = hidden.shape[0]
+        chunk = math.ceil(n_rows / math.ceil(n_rows / chunk))  # equal chunks: a thin last one wastes the matmul
         for start in range(0, n_rows, chunk):
-            h = hidden[start : start + chunk]
-            y = targets[start : start + chunk]
-            n = len(y)
-            h_t = h.T.contiguous()
-            exps = exp_buffer[: vocab * n].view(vocab, n)
-            running_max = torch.full((n,), -math.inf, dtype=torch.float32, device=h.device)
-            running_sum = torch.zeros(n, dtype=torch.float32, device=h.device)
-            block_max = torch.empty((len(starts), n), dtype=torch.float32, device=h.device)
-            for b, v in enumerate(starts):  # pass 1: online softmax
-                block = exps[v : v + vocab_block]
-                _logits(block, weight[v : v + vocab_block], h_t)
-                if softcap:
-                    block.div_(softcap).tanh_().mul_(softcap)
-                new_max = torch.maximum(running_max, block.amax(dim=0))
-                running_sum.mul_(torch.exp(running_max - new_max)).add_(block.sub_(new_max).exp_().sum(dim=0))
-                running_max = block_max[b] = new_max
+            h, y = hidden[start : start + chunk], targets[start : start + chunk]
+            scan = _SoftmaxScan(h, weight, softcap, vocab_block, grad_hidden is not None)
             target_logits = (weight[y].float() * h.float()).sum(dim=1)
+            target_grad = torch.ones_like(target_logits)  # d(target logit) / d(raw target logit)
             if softcap:
                 target_logits = softcap * torch.tanh(target_logits / softcap)
-            total += (running_max + running_sum.log() - target_logits).sum()
-            if not wants_grad:
-                continue
-            # d(sum CE)/d(logits) = softmax - one_hot; the one-hot part is subtracted after the loop
-            scales = torch.exp(block_max - running_max) / running_sum
-            gh_t = torch.zeros((hidden.shape[1], n), dtype=torch.float32, device=h.device)  # transposed: ~10% faster
-            for b, v in enumerate(starts):  # pass 2: gradients, block by block
-                block = exps[v : v + vocab_block]
-                w = weight[v : v + vocab_block]
-                if softcap:  # d(c tanh(raw / c)) / d(raw) = 1 - tanh^2, tanh recovered from exp(capped - max)
-                    squash = block.clamp_min(1e-38).log_().add_(block_max[b]).div_(softcap).square_().neg_().add_(1)
-                    block.mul_(squash)
-                block.mul_(scales[b])
-                g = block if w.dtype == torch.float32 else block.to(w.dtype)
-                if grad_hidden is not None and w.dtype == torch.float32:
-                    gh_t.addmm_(w.T, g)
-                elif grad_hidden is not None:
-                    gh_t.add_(w.T @ g)
-                if grad_weight is not None:
-                    grad_weight[v : v + vocab_block].add_((g @ h).float())
-            target_grad = torch.ones(n, dtype=torch.float32, device=h.device)
-            if softcap:
                 target_grad = 1 - (target_logits / softcap).square()
+            total += (scan.log_sum_exp - target_logits).sum()
+            # d(sum CE)/d(raw logits) = softmax * d(capped)/d(raw) - one_hot * target_grad
             if grad_hidden is not None:
-                grad_hidden[start : start + n] = gh_t.T - weight[y].float() * target_grad[:, None]
+                grad_hidden[start : start + len(y)] = scan.grad_hidden - weight[y].float() * target_grad[:, None]
             if grad_weight is not None:
+                scan.add_weight_grad(grad_weight)
                 grad_weight.index_add_(0, y, -h.float() * target_grad[:, None])
         ctx.save_for_backward(
             grad_hidden if grad_hidden is not None else torch.empty(0),
@@ -95,22 +58,69 @@ class _ChunkedHeadLoss(torch.autograd.Function):
         grad_hidden, grad_weight = ctx.saved_tensors
         hidden_out = grad_hidden * grad_total.to(grad_hidden.dtype) if grad_hidden.numel() else None
         weight_out = (grad_weight * grad_total).to(ctx.weight_dtype) if grad_weight.numel() else None
-        return hidden_out, weight_out, None, None, None, None, None
+        return hidden_out, weight_out, None, None, None, None
 
 
-class LossWorkspace:
-    """The head loss's [vocab x chunk] float32 buffer, overwritten by every chunk and kept across calls by whoever
-    holds this: on this kind of VM first touch of fresh memory costs ~0.15 s per 134 MB, a cost better paid once
-    per run than once per forward pass."""
+class _SoftmaxScan:
+    """One pass over the vocabulary for rows `h`: each row's log-sum-exp of the (capped) logits and, if asked,
+    the gradient of the summed log-sum-exp with respect to `h`, i.e. softmax-weighted head rows."""
 
-    def __init__(self) -> None:
-        self._buffer: torch.Tensor | None = None
+    def __init__(self, h: torch.Tensor, weight: torch.Tensor, softcap: float | None, vocab_block: int, grad: bool):
+        n, vocab = h.shape[0], weight.shape[0]
+        self.h, self.weight, self.softcap, self.vocab_block = h, weight, softcap, vocab_block
+        h_t = h.T.contiguous()
+        block_buffer = torch.empty((min(vocab_block, vocab), n), dtype=torch.float32, device=h.device)
+        capped_buffer = torch.empty_like(block_buffer) if softcap else None
+        running_max = torch.full((n,), -math.inf, dtype=torch.float32, device=h.device)
+        running_sum = torch.zeros(n, dtype=torch.float32, device=h.device)
+        grad_t = torch.zeros((h.shape[1], n), dtype=torch.float32, device=h.device) if grad else None  # transposed
+        for v in range(0, vocab, vocab_block):
+            w = weight[v : v + vocab_block]
+            raw = block_buffer[: len(w)]
+            _logits(raw, w, h_t)
+            if softcap:  # capped = c tanh(raw / c); its derivative 1 - tanh^2 multiplies the softmax below
+                tanh = raw.div_(softcap).tanh_()
+                exps = torch.mul(tanh, softcap, out=capped_buffer[: len(w)])
+            else:
+                exps = raw
+            block_max = exps.amax(dim=0)
+            if bool((block_max > running_max).any()):  # a row's max grew: rescale what was summed under the old one
+                new_max = torch.maximum(running_max, block_max)
+                factor = torch.exp(running_max - new_max)
+                running_sum.mul_(factor)
+                if grad_t is not None:
+                    grad_t.mul_(factor)
+                running_max = new_max
+            running_sum.add_(exps.sub_(running_max).exp_().sum(dim=0))
+            if grad_t is None:
+                continue
+            if softcap:
+                exps.mul_(tanh.square_().neg_().add_(1))
+            if w.dtype == torch.float32:
+                grad_t.addmm_(w.T, exps)
+            else:
+                grad_t.add_(w.T @ exps.to(w.dtype))
+        self.running_max, self.running_sum = running_max, running_sum
+        self.log_sum_exp = running_max + running_sum.log()
+        self.grad_hidden = (grad_t / running_sum).T if grad_t is not None else None
 
-    def buffer(self, numel: int, device: torch.device) -> torch.Tensor:
-        if self._buffer is None or self._buffer.numel() < numel or self._buffer.device != device:
-            self._buffer = None  # free the old one first: never two alive at once
-            self._buffer = torch.empty(numel, dtype=torch.float32, device=device)
-        return self._buffer[:numel]
+    def add_weight_grad(self, grad_weight: torch.Tensor) -> None:
+        """grad_weight += softmax(capped logits) * d(capped)/d(raw), as [vocab x rows], @ h: a second pass, since
+        a block's probabilities need every block's sum."""
+        h_t = self.h.T.contiguous()
+        h = self.h.to(torch.float32)
+        block_buffer = torch.empty((min(self.vocab_block, self.weight.shape[0]), h.shape[0]), device=h.device)
+        for v in range(0, self.weight.shape[0], self.vocab_block):
+            w = self.weight[v : v + self.vocab_block]
+            probs = block_buffer[: len(w)]
+            _logits(probs, w, h_t)
+            if self.softcap:
+                tanh = probs.div_(self.softcap).tanh_()
+                slope = 1 - tanh.square()
+                probs = tanh.mul_(self.softcap).sub_(self.running_max).exp_().div_(self.running_sum).mul_(slope)
+            else:
+                probs.sub_(self.running_max).exp_().div_(self.running_sum)
+            grad_weight[v : v + self.vocab_block].addmm_(probs, h)
 
 
 def _logits(out: torch.Tensor, weight: torch.Tensor, hidden_t: torch.Tensor) -> None:
@@ -134,15 +144,14 @@ def chunked_loss_sum(
     labels: torch.Tensor,
     head_weight: torch.Tensor,
     softcap: float | None = None,
-    chunk: int = 128,
+    chunk: int = 1024,
     vocab_block: int = 2048,
-    workspace: LossWorkspace | None = None,
 ) -> tuple[torch.Tensor, int]:
     """(sum of token losses, number of labelled tokens); divide by the step's token count for a mean."""
     h, y = labelled_positions(hidden, labels)
     if y.numel() == 0:
         return hidden.sum() * 0.0, 0
-    return _ChunkedHeadLoss.apply(h, head_weight, y, softcap, chunk, vocab_block, workspace), int(y.numel())
+    return _ChunkedHeadLoss.apply(h, head_weight, y, softcap, chunk, vocab_block), int(y.numel())
 
 
 def naive_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
