@@ -31,7 +31,7 @@ from finch.train.data import (
     tokenize_split,
 )
 from finch.train.distributed import SINGLE, ProcessGroup
-from finch.train.lora_dropout import use_mask_dropout
+from finch.train.lora_linear import use_fused_lora
 from finch.train.loss import chunked_loss_sum
 from finch.train.packed_attention import use_packed_attention
 from finch.train.packing import Batch, collate, pack, pack_fullest
@@ -54,36 +54,39 @@ class TrainResult:
     best_eval_loss: float | None = None  # the adapter that scored it is in run_dir / "best"
 
 
-def epoch_batches(
-    samples: list[Sample], config: TrainConfig, epoch: int, pad_id: int, shuffle: bool, forward_tokens: int | None
-) -> list[list[Batch]]:
-    """One epoch's micro-batches, each as the forward passes that compute it. A micro-batch is `batch_size`
-    samples of a seeded shuffle (a pure function of seed and epoch, so a resumed run sees the same order).
-    Without `forward_tokens` it is one pass over rows of up to max_seq_len packed tokens, padded to the longest;
-    with it, one unpadded row per pass of at most that many tokens (a longer sample alone): the same gradients
-    with activations for a few hundred tokens at a time, which on a CPU costs no speed."""
+def epoch_groups(samples: list[Sample], config: TrainConfig, epoch: int, shuffle: bool) -> list[list[Sample]]:
+    """One epoch's micro-batches: `batch_size` samples each, in a seeded shuffle (a pure function of seed and
+    epoch, so a resumed run sees the same order)."""
     order = list(range(len(samples)))
     if shuffle:
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
         order = torch.randperm(len(samples), generator=generator).tolist()
     size = config.batch_size
-    groups = [[samples[i] for i in order[at : at + size]] for at in range(0, len(order), size)]
+    return [[samples[i] for i in order[at : at + size]] for at in range(0, len(order), size)]
+
+
+def forward_passes(
+    groups: list[list[Sample]], config: TrainConfig, pad_id: int, forward_tokens: int | None
+) -> list[Batch]:
+    """The forward passes that compute one process's micro-batches of a step. Without `forward_tokens`, one pass
+    per micro-batch over rows of up to max_seq_len packed tokens, padded to the longest. With it, the micro-batches'
+    samples pool and pack into unpadded rows of at most that many tokens (a longer sample alone), one row a pass:
+    the same summed gradients from activations for a few hundred tokens at a time, in as few, as full passes as
+    the samples allow (a thin pass wastes its matmuls)."""
     if forward_tokens is None:
-        return [[collate(pack(group, config.max_seq_len), pad_id)] for group in groups]
-    row_tokens = min(forward_tokens, config.max_seq_len)
-    return [[collate([row], pad_id) for row in pack_fullest(group, row_tokens)] for group in groups]
+        return [collate(pack(group, config.max_seq_len), pad_id) for group in groups]
+    pooled = [sample for group in groups for sample in group]
+    return [collate([row], pad_id) for row in pack_fullest(pooled, min(forward_tokens, config.max_seq_len))]
 
 
-def batch_stream(
-    samples, config: TrainConfig, pad_id: int, state: TrainerState, forward_tokens: int | None
-) -> Iterator[list[Batch]]:
+def group_stream(samples: list[Sample], config: TrainConfig, state: TrainerState) -> Iterator[list[Sample]]:
     """Micro-batches from the data position in `state` on, epoch after epoch; advances the position as it goes."""
     while True:
-        batches = epoch_batches(samples, config, state.epoch, pad_id, True, forward_tokens)
-        while state.batch_in_epoch < len(batches):
-            batch = batches[state.batch_in_epoch]
+        groups = epoch_groups(samples, config, state.epoch, True)
+        while state.batch_in_epoch < len(groups):
+            group = groups[state.batch_in_epoch]
             state.batch_in_epoch += 1
-            yield batch
+            yield group
         state.epoch += 1
         state.batch_in_epoch = 0
 
@@ -114,21 +117,14 @@ def batch_loss_sum(decoder, head_weight, softcap, batch: Batch, device, chunk: i
 
 
 @torch.no_grad()
-def evaluate(
-    model,
-    batches: list[list[Batch]],
-    device,
-    chunk: int,
-    group: ProcessGroup = SINGLE,
-) -> float:
-    """Mean loss per labelled token; processes split the micro-batches and add up their sums."""
+def evaluate(model, passes: list[Batch], device, chunk: int, group: ProcessGroup = SINGLE) -> float:
+    """Mean loss per labelled token over this process's `passes`, added up across processes."""
     decoder, head_weight, softcap = causal_lm_parts(model)
     model.eval()
     total, count = 0.0, 0
-    for passes in batches[group.rank :: group.world]:
-        for batch in passes:
-            loss_sum, n = batch_loss_sum(decoder, head_weight, softcap, batch, device, chunk)
-            total, count = total + float(loss_sum), count + n
+    for batch in passes:
+        loss_sum, n = batch_loss_sum(decoder, head_weight, softcap, batch, device, chunk)
+        total, count = total + float(loss_sum), count + n
     model.train()
     return group.sum(total) / max(group.sum(count), 1)
 
@@ -196,7 +192,7 @@ def load_model(hf_dir: Path, config: TrainConfig, dtype: str, device: str, init_
         except ValueError as e:
             raise UsageError(f"--lora-targets {config.lora_targets}: {e}") from None
     if device == "cpu":
-        use_mask_dropout(model)
+        use_fused_lora(model)
     return model
 
 
@@ -300,9 +296,10 @@ def train(
         on_message(f"warning: {warning}")
     samples = train_split.samples
     forward_tokens = config.forward_tokens or (CPU_FORWARD_TOKENS if device == "cpu" else None)
-    eval_batches = epoch_batches(test_split.samples, config, 0, pad_id, False, forward_tokens) if test_split else []
+    eval_groups = epoch_groups(test_split.samples, config, 0, False) if test_split else []
+    eval_passes = forward_passes(eval_groups[group.rank :: group.world], config, pad_id, forward_tokens)
 
-    per_epoch = len(epoch_batches(samples, config, 0, pad_id, True, forward_tokens))
+    per_epoch = len(epoch_groups(samples, config, 0, True))
     micro_per_step = config.grad_accum * group.world  # every process reads them all and trains on its share
     total_steps = config.max_steps or max(1, math.ceil(config.epochs * per_epoch / micro_per_step))
     warmup = int(config.warmup_ratio * total_steps)
@@ -344,21 +341,22 @@ def train(
         write_run_yaml(files, config, lineage, status="running")
 
     decoder, head_weight, softcap = causal_lm_parts(model)
-    stream = batch_stream(samples, config, pad_id, state, forward_tokens)
+    stream = group_stream(samples, config, state)
     log = files.read_log()
     last_eval = None
+    ranks = range(group.world)
     tokens_seen, train_seconds = 0, 0.0  # optimiser steps only: evals and checkpoints are not throughput
     while state.step < total_steps:
         step_started = time.monotonic()
         micro_batches = [next(stream) for _ in range(micro_per_step)]
-        # Mean over the step's labelled tokens, however they fall into micro-batches and processes.
-        step_labels = sum(batch.n_labels for passes in micro_batches for batch in passes)
+        passes = [forward_passes(micro_batches[r :: group.world], config, pad_id, forward_tokens) for r in ranks]
+        # Mean over the step's labelled tokens, however they fall into passes and processes.
+        step_labels = sum(batch.n_labels for share in passes for batch in share)
         step_loss = 0.0
-        for passes in micro_batches[group.rank :: group.world]:
-            for batch in passes:
-                loss_sum, _ = batch_loss_sum(decoder, head_weight, softcap, batch, device, config.loss_chunk_tokens)
-                (loss_sum / step_labels).backward()
-                step_loss += loss_sum.item() / step_labels
+        for batch in passes[group.rank]:
+            loss_sum, _ = batch_loss_sum(decoder, head_weight, softcap, batch, device, config.loss_chunk_tokens)
+            (loss_sum / step_labels).backward()
+            step_loss += loss_sum.item() / step_labels
         group.sum_gradients(trainable.values())
         step_loss = group.sum(step_loss)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable.values(), config.max_grad_norm))
@@ -369,7 +367,7 @@ def train(
         state.step += 1
 
         step_seconds = time.monotonic() - step_started
-        step_tokens = sum(batch.n_tokens for passes in micro_batches for batch in passes)
+        step_tokens = sum(batch.n_tokens for share in passes for batch in share)
         tokens_seen, train_seconds = tokens_seen + step_tokens, train_seconds + step_seconds
         record = {
             "step": state.step,
@@ -384,8 +382,8 @@ def train(
         if device == "cuda":
             record["peak_gpu_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
         due_eval = config.eval_every and state.step % config.eval_every == 0
-        if eval_batches and (due_eval or state.step == total_steps):
-            last_eval = evaluate(model, eval_batches, device, config.loss_chunk_tokens, group)
+        if eval_groups and (due_eval or state.step == total_steps):
+            last_eval = evaluate(model, eval_passes, device, config.loss_chunk_tokens, group)
             record["eval_loss"] = round(last_eval, 6)
             if state.best_eval_loss is None or last_eval < state.best_eval_loss:
                 state.best_eval_loss, state.evals_without_improvement = last_eval, 0

@@ -1,0 +1,142 @@
+"""The fused CPU LoRA layer: PEFT's outputs and gradients, nn.Dropout's distribution, seeded, in every LoRA layer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+
+from finch.train import TrainConfig
+from finch.train.loop import load_model
+from finch.train.lora_linear import drop_mask, use_fused_lora
+
+
+@pytest.mark.parametrize("p", [0.05, 0.3])
+def test_the_mask_drops_p_of_the_elements_independently_of_position(p):
+    torch.manual_seed(0)
+    drop = drop_mask(torch.Size([1000, 999]), p, torch.device("cpu"))  # not a multiple of the 4 lanes per draw
+    assert drop.dtype == torch.bool and drop.shape == (1000, 999)
+    dropped = drop.float()
+    assert abs(dropped.mean().item() - p) < 0.002
+    # every lane of a 64-bit draw drops at the same rate: no lane is biased (a signed top lane would be)
+    for lane in range(4):
+        assert abs(dropped.flatten()[lane::4].mean().item() - p) < 0.004
+
+
+def lora_pair(dropout: float, bias: bool = True):
+    """(PEFT's own LoRA layer, the same weights fused), with non-zero B so the LoRA path counts."""
+    torch.manual_seed(0)
+    base = torch.nn.Sequential(torch.nn.Linear(48, 40, bias=bias))
+    peft = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, lora_dropout=dropout, target_modules=["0"]))
+    for name, param in peft.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param)
+    fused = get_peft_model(
+        torch.nn.Sequential(torch.nn.Linear(48, 40, bias=bias)),
+        LoraConfig(r=4, lora_alpha=8, lora_dropout=dropout, target_modules=["0"]),
+    )
+    fused.load_state_dict(peft.state_dict())
+    assert use_fused_lora(fused) == 1
+    return peft, fused
+
+
+def grads_of(model, x):
+    model.zero_grad(set_to_none=True)
+    x = x.detach().clone().requires_grad_(True)
+    out = model(x)
+    out.backward(torch.linspace(-1, 1, out.numel()).view(out.shape))
+    grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    return out.detach(), x.grad, grads
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_without_dropout_outputs_and_gradients_equal_peft(bias):
+    peft, fused = lora_pair(0.0, bias)
+    x = torch.randn(2, 7, 48)
+    out_p, gx_p, g_p = grads_of(peft, x)
+    out_f, gx_f, g_f = grads_of(fused, x)
+    torch.testing.assert_close(out_f, out_p)
+    torch.testing.assert_close(gx_f, gx_p)
+    assert g_f.keys() == g_p.keys() == {n for n, p in peft.named_parameters() if "lora_" in n}
+    for name in g_p:
+        torch.testing.assert_close(g_f[name], g_p[name], msg=name)
+
+
+def test_with_dropout_it_is_peft_with_the_same_mask():
+    p = 0.25
+    peft, fused = lora_pair(p)
+    x = torch.randn(2, 7, 48)
+    torch.manual_seed(5)
+    drop = drop_mask(torch.Size([14, 48]), p, x.device).view(2, 7, 48)
+    peft.base_model.model[0].lora_dropout["default"] = _FixedMask(drop, p)
+    out_p, gx_p, g_p = grads_of(peft, x)
+    torch.manual_seed(5)
+    out_f, gx_f, g_f = grads_of(fused, x)
+    torch.testing.assert_close(out_f, out_p)
+    torch.testing.assert_close(gx_f, gx_p)
+    for name in g_p:
+        torch.testing.assert_close(g_f[name], g_p[name], msg=name)
+    torch.manual_seed(5)
+    assert torch.equal(fused(x), out_f)  # seeded like nn.Dropout
+    torch.manual_seed(6)
+    assert not torch.equal(fused(x), out_f)
+    fused.eval(), peft.eval()
+    peft.base_model.model[0].lora_dropout["default"] = torch.nn.Identity()
+    torch.testing.assert_close(fused(x), peft(x))  # no dropout in eval mode
+
+
+class _FixedMask(torch.nn.Module):
+    def __init__(self, drop: torch.Tensor, p: float):
+        super().__init__()
+        self.drop, self.p = drop, p
+
+    def forward(self, x):
+        return torch.where(self.drop, 0.0, x) / (1 - self.p)
+
+
+def test_an_input_without_gradient_still_trains_the_adapter():
+    peft, fused = lora_pair(0.0)
+    x = torch.randn(5, 48)
+    fused(x).sum().backward()
+    peft(x).sum().backward()
+    for (name, a), (_, b) in zip(fused.named_parameters(), peft.named_parameters(), strict=True):
+        assert (a.grad is None) == (b.grad is None), name
+        if a.grad is not None:
+            torch.testing.assert_close(a.grad, b.grad, msg=name)
+
+
+def test_disabled_adapters_fall_back_to_the_base_layer():
+    _, fused = lora_pair(0.1)
+    x = torch.randn(3, 48)
+    with fused.disable_adapter():
+        torch.testing.assert_close(fused(x), fused.base_model.model[0].base_layer(x))
+
+
+def test_load_model_on_a_cpu_fuses_every_lora_layer_and_keeps_the_loss_and_gradients(tiny_gemma3_dir, tmp_path):
+    config = TrainConfig(data=tmp_path, lora_dropout=0.0, seed=1)
+    model = load_model(tiny_gemma3_dir, config, "float32", "cpu")
+    plain = load_model(tiny_gemma3_dir, config, "float32", "cpu")
+    from peft.tuners.lora.layer import Linear
+
+    for m in plain.modules():  # back to PEFT's own forward
+        m.__dict__.pop("forward", None), m.__dict__.pop("_peft_forward", None)
+
+    layers = [m for m in model.modules() if isinstance(m, Linear)]
+    assert layers and all("_peft_forward" in m.__dict__ for m in layers)
+    assert not any("_peft_forward" in m.__dict__ for m in plain.modules())
+    for m in plain.modules():  # B starts at zero: make the adapters matter
+        if isinstance(m, Linear):
+            torch.nn.init.normal_(m.lora_B["default"].weight, std=0.1)
+    model.load_state_dict(plain.state_dict())
+    ids = torch.randint(0, model.config.vocab_size, (1, 12))
+    losses = []
+    for m in (model, plain):
+        m.train()
+        m.zero_grad(set_to_none=True)
+        loss = m(input_ids=ids, labels=ids).loss
+        loss.backward()
+        losses.append((loss.item(), {n: p.grad for n, p in m.named_parameters() if p.grad is not None}))
+    assert losses[0][0] == pytest.approx(losses[1][0], rel=1e-5)
+    assert losses[0][1].keys() == losses[1][1].keys() and losses[0][1]
+    for name, grad in losses[1][1].items():
+        torch.testing.assert_close(losses[0][1][name], grad, atol=1e-5, rtol=1e-4, msg=name)
