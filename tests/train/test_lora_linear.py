@@ -112,23 +112,26 @@ def test_disabled_adapters_fall_back_to_the_base_layer():
         torch.testing.assert_close(fused(x), fused.base_model.model[0].base_layer(x))
 
 
-def test_load_model_on_a_cpu_fuses_every_lora_layer_and_keeps_the_loss_and_gradients(tiny_gemma3_dir, tmp_path):
-    config = TrainConfig(data=tmp_path, lora_dropout=0.0, seed=1)
-    model = load_model(tiny_gemma3_dir, config, "float32", "cpu")
-    plain = load_model(tiny_gemma3_dir, config, "float32", "cpu")
+@pytest.mark.parametrize("arch", ["gemma3", "llama"])  # GELU-tanh and SiLU gated MLPs
+def test_load_model_on_a_cpu_fuses_every_lora_layer_and_mlp_and_keeps_the_loss_and_gradients(arch, request, tmp_path):
     from peft.tuners.lora.layer import Linear
 
-    for m in plain.modules():  # back to PEFT's own forward
-        m.__dict__.pop("forward", None), m.__dict__.pop("_peft_forward", None)
-
+    hf_dir = request.getfixturevalue(f"tiny_{arch}_dir")
+    config = TrainConfig(data=tmp_path, lora_dropout=0.0, seed=1)
+    model = load_model(hf_dir, config, "float32", "cpu")
+    plain = load_model(hf_dir, config, "float32", "cpu")
+    for m in plain.modules():  # back to PEFT's and transformers' own forwards
+        for name in ("forward", "_peft_forward", "_unfused_forward"):
+            m.__dict__.pop(name, None)
     layers = [m for m in model.modules() if isinstance(m, Linear)]
     assert layers and all("_peft_forward" in m.__dict__ for m in layers)
-    assert not any("_peft_forward" in m.__dict__ for m in plain.modules())
+    mlps = [m for m in model.modules() if "_unfused_forward" in m.__dict__]
+    assert len(mlps) == model.config.num_hidden_layers
     for m in plain.modules():  # B starts at zero: make the adapters matter
         if isinstance(m, Linear):
             torch.nn.init.normal_(m.lora_B["default"].weight, std=0.1)
     model.load_state_dict(plain.state_dict())
-    ids = torch.randint(0, model.config.vocab_size, (1, 12))
+    ids = torch.randint(0, model.config.vocab_size, (2, 12))
     losses = []
     for m in (model, plain):
         m.train()
@@ -140,3 +143,29 @@ def test_load_model_on_a_cpu_fuses_every_lora_layer_and_keeps_the_loss_and_gradi
     assert losses[0][1].keys() == losses[1][1].keys() and losses[0][1]
     for name, grad in losses[1][1].items():
         torch.testing.assert_close(losses[0][1][name], grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_the_fused_mlp_with_dropout_is_the_fused_layers_with_the_same_masks(tiny_gemma3_dir, tmp_path):
+    """The MLP function draws the gate, up and down masks in the order the separate fused layers would."""
+    config = TrainConfig(data=tmp_path, lora_dropout=0.2, seed=1)
+    model = load_model(tiny_gemma3_dir, config, "float32", "cpu")
+    for m in model.modules():
+        if "lora_B" in m._modules:
+            torch.nn.init.normal_(m.lora_B["default"].weight, std=0.1)
+    mlp = next(m for m in model.modules() if "_unfused_forward" in m.__dict__)
+    mlp.train()
+    x = torch.randn(2, 5, model.config.hidden_size)
+    results = []
+    for forward in (mlp.forward, mlp._unfused_forward):  # fused MLP; three fused layers
+        mlp.zero_grad(set_to_none=True)
+        xi = x.clone().requires_grad_(True)
+        torch.manual_seed(11)
+        out = forward(xi)
+        out.backward(torch.linspace(-1, 1, out.numel()).view(out.shape))
+        results.append((out.detach(), xi.grad, {n: p.grad for n, p in mlp.named_parameters() if p.grad is not None}))
+    (out_f, gx_f, g_f), (out_l, gx_l, g_l) = results
+    torch.testing.assert_close(out_f, out_l)
+    torch.testing.assert_close(gx_f, gx_l)
+    assert g_f.keys() == g_l.keys() and len(g_f) == 6
+    for name in g_l:
+        torch.testing.assert_close(g_f[name], g_l[name], msg=name)

@@ -37,9 +37,10 @@ from finch.train.packed_attention import use_packed_attention
 from finch.train.packing import Batch, collate, pack, pack_fullest
 from finch.train.run_dir import RunFiles, plot_loss, write_run_yaml
 
-# Tokens per forward pass on a CPU: matmuls of a few hundred rows already run at full speed there, and
-# activations (~1.7 MB a token for Gemma 3 270M with LoRA) are what sets a step's peak memory.
-CPU_FORWARD_TOKENS = 256
+# Tokens per forward pass on a CPU: fewer, fuller passes run faster, and activations (~1.0 MB a token for Gemma 3
+# 270M with LoRA) set a step's peak memory. In the training benchmark (median of 3): 256 -> 116 tok/s, 2.0 GB;
+# 384 -> 120 tok/s, 2.3 GB; 512 -> 134 tok/s, 2.5 GB.
+CPU_FORWARD_TOKENS = 384
 
 
 @dataclass

@@ -39,6 +39,7 @@ def packed_sdpa_attention(
     else:
         groups = query.shape[1] // key.shape[1]
         key, value = repeat_kv(key, groups), repeat_kv(value, groups)
+    position_ids = position_ids.expand(query.shape[0], -1)  # one row of ids may stand for every row of a batch
     rows = []
     for b in range(query.shape[0]):
         starts = (position_ids[b] == 0).nonzero().flatten().tolist() + [query.shape[2]]
