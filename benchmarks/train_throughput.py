@@ -205,7 +205,7 @@ def main() -> None:
         "--gradient-checkpointing", action="store_true", help="finch recomputes activations: less RSS, more time"
     )
     parser.add_argument(
-        "--forward-tokens", type=int, help="finch's tokens per forward pass (default: 384 on CPU): memory vs speed"
+        "--forward-tokens", type=int, help="finch's tokens per forward pass (default: 512 on CPU): memory vs speed"
     )
     parser.add_argument("--baseline-thp", action="store_true", help="give the baseline finch's huge-page setting")
     parser.add_argument("--worker", choices=["finch", "baseline"], help=argparse.SUPPRESS)

@@ -10,6 +10,7 @@ import yaml
 from transformers import AutoModelForCausalLM
 
 from finch.errors import UsageError
+from finch.system import system_info
 from finch.train import TrainConfig
 from finch.train.runs import start_run
 from tests.train.datasets import write_dataset
@@ -53,7 +54,10 @@ def test_run_directory_is_complete(trained, tiny_gemma3_dir):
     assert meta["base_model"] == str(tiny_gemma3_dir)
     assert meta["status"] == "finished" and meta["result"]["steps"] == 40
     assert meta["config"]["lr"] == 0.01 and meta["config"]["max_steps"] == 40 and meta["finch_version"]
-    assert len(meta["data_hash"]) == 16 and meta["train_samples"] == 24 and meta["dtype"] == "float32"
+    profile = system_info().profile  # fp32 on this CPU, bf16 on a GPU
+    assert len(meta["data_hash"]) == 16 and meta["train_samples"] == 24 and meta["dtype"] == profile.dtype
+    fp32_cpu = profile.device == "cpu" and profile.dtype == "float32"
+    assert meta.get("embedding_dtype") == ("bfloat16" if fp32_cpu else None)  # frozen under LoRA, stored narrower
     log = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
     assert log == result.log
 

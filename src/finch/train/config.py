@@ -38,7 +38,7 @@ class TrainConfig(BaseModel):
     early_stopping_patience: int = Field(0, ge=0)  # evals without improvement before stopping; 0 = never
     gradient_checkpointing: bool = False
     loss_chunk_tokens: int = Field(1024, ge=1)  # labelled positions per output-head pass over the vocabulary
-    forward_tokens: int | None = Field(None, ge=8)  # tokens per forward pass; None = 384 on CPU, else a micro-batch
+    forward_tokens: int | None = Field(None, ge=8)  # tokens per forward pass; None = 512 on CPU, else a micro-batch
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     processes: int = Field(2, ge=1)  # --pipeline accelerated: data-parallel processes (one per GPU on CUDA)
     phased: bool = False  # LAB: phase 1 on knowledge rows, phase 2 on the rest plus replay; best eval loss wins

@@ -16,6 +16,7 @@ import torch
 
 from finch.errors import UsageError
 from finch.inference.base import PromptFormat
+from finch.train.bf16_embedding import keep_embedding_in_bf16
 from finch.train.checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
 from finch.train.config import TrainConfig, lora_config
 from finch.train.data import (
@@ -38,9 +39,9 @@ from finch.train.packing import Batch, collate, pack, pack_fullest
 from finch.train.run_dir import RunFiles, plot_loss, write_run_yaml
 
 # Tokens per forward pass on a CPU: fewer, fuller passes run faster, and activations (~1.0 MB a token for Gemma 3
-# 270M with LoRA) set a step's peak memory. In the training benchmark (median of 3): 256 -> 116 tok/s, 2.0 GB;
-# 384 -> 120 tok/s, 2.3 GB; 512 -> 134 tok/s, 2.5 GB.
-CPU_FORWARD_TOKENS = 384
+# 270M with LoRA) set a step's peak memory. In the training benchmark, with the embedding in bf16 (medians of 3):
+# 384 -> 141, 127, 128 tok/s, 2.0 GB; 512 -> 133, 132, 142 tok/s, 2.2 GB; 640 -> 126 tok/s, 2.3 GB.
+CPU_FORWARD_TOKENS = 512
 
 
 @dataclass
@@ -319,6 +320,9 @@ def train(
     }
 
     model = load_model(hf_dir, config, dtype, device, init_adapter)
+    if device == "cpu" and keep_embedding_in_bf16(model):
+        lineage["embedding_dtype"] = "bfloat16"
+        release_freed_memory()
     model.train()
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     optimizer = make_optimizer(config, list(trainable.values()))
