@@ -8,19 +8,29 @@ from peft import LoraConfig, get_peft_model
 
 from finch.train import TrainConfig
 from finch.train.loop import load_model
-from finch.train.lora_linear import drop_mask, use_fused_lora
+from finch.train.lora_linear import drop_positions, use_fused_lora
 
 
 @pytest.mark.parametrize("p", [0.05, 0.3])
-def test_the_mask_drops_p_of_the_elements_independently_of_position(p):
+def test_dropout_drops_p_of_the_positions_independently(p):
     torch.manual_seed(0)
-    drop = drop_mask(torch.Size([1000, 999]), p, torch.device("cpu"))  # not a multiple of the 4 lanes per draw
-    assert drop.dtype == torch.bool and drop.shape == (1000, 999)
-    dropped = drop.float()
+    n = 1000 * 999
+    drop = drop_positions(n, p, torch.device("cpu"))
+    assert drop.dtype == torch.int64 and bool((drop[1:] > drop[:-1]).all()) and drop[0] >= 0 and drop[-1] < n
+    dropped = torch.zeros(n)
+    dropped[drop] = 1.0
     assert abs(dropped.mean().item() - p) < 0.002
-    # every lane of a 64-bit draw drops at the same rate: no lane is biased (a signed top lane would be)
-    for lane in range(4):
-        assert abs(dropped.flatten()[lane::4].mean().item() - p) < 0.004
+    for part in dropped.view(10, -1):  # as often at the end as at the start
+        assert abs(part.mean().item() - p) < 0.006
+    # independent trials: a drop is followed by another as often as any element is dropped
+    assert abs(dropped[1:][dropped[:-1] == 1].mean().item() - p) < 0.006
+    assert drop_positions(10, p, torch.device("cpu")).numel() <= 10
+
+
+def as_mask(drop: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    mask = torch.zeros(torch.Size(shape).numel(), dtype=torch.bool)
+    mask[drop] = True
+    return mask.view(shape)
 
 
 def lora_pair(dropout: float, bias: bool = True):
@@ -67,7 +77,7 @@ def test_with_dropout_it_is_peft_with_the_same_mask():
     peft, fused = lora_pair(p)
     x = torch.randn(2, 7, 48)
     torch.manual_seed(5)
-    drop = drop_mask(torch.Size([14, 48]), p, x.device).view(2, 7, 48)
+    drop = as_mask(drop_positions(14 * 48, p, x.device), (2, 7, 48))
     peft.base_model.model[0].lora_dropout["default"] = _FixedMask(drop, p)
     out_p, gx_p, g_p = grads_of(peft, x)
     torch.manual_seed(5)
@@ -83,6 +93,48 @@ def test_with_dropout_it_is_peft_with_the_same_mask():
     fused.eval(), peft.eval()
     peft.base_model.model[0].lora_dropout["default"] = torch.nn.Identity()
     torch.testing.assert_close(fused(x), peft(x))  # no dropout in eval mode
+
+
+class _TwoReaders(torch.nn.Module):
+    """Two linear layers reading the same input, as q, k and v do."""
+
+    def __init__(self):
+        super().__init__()
+        self.first, self.second = torch.nn.Linear(48, 40), torch.nn.Linear(48, 40)
+
+    def forward(self, x):
+        return self.first(x) + self.second(x)
+
+
+@pytest.mark.parametrize("strided", [False, True], ids=["contiguous", "strided"])
+def test_layers_sharing_an_input_each_read_it_whole_and_leave_it_unchanged(strided):
+    """One layer's dropout must not reach the other's input (q, k and v share theirs), whatever its strides."""
+    p = 0.3
+    config = LoraConfig(r=4, lora_alpha=8, lora_dropout=p, target_modules=["first", "second"])
+    torch.manual_seed(0)
+    peft = get_peft_model(_TwoReaders(), config)
+    for name, param in peft.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param)
+    fused = get_peft_model(_TwoReaders(), config)
+    fused.load_state_dict(peft.state_dict())
+    assert use_fused_lora(fused) == 2
+    x = torch.randn(2, 14, 48)[:, ::2] if strided else torch.randn(2, 7, 48)
+    torch.manual_seed(5)  # the fused layers draw in this order as they run
+    for layer in (peft.base_model.model.first, peft.base_model.model.second):
+        layer.lora_dropout["default"] = _FixedMask(as_mask(drop_positions(14 * 48, p, x.device), (2, 7, 48)), p)
+    out_p, gx_p, g_p = grads_of(peft, x)
+    x_before, x_fused = x.clone(), x.detach().requires_grad_(True)  # x itself: its storage, its strides
+    torch.manual_seed(5)
+    out_f = fused(x_fused)
+    out_f.backward(torch.linspace(-1, 1, out_f.numel()).view(out_f.shape))
+    gx_f, g_f = x_fused.grad, {n: p.grad for n, p in fused.named_parameters() if p.grad is not None}
+    assert torch.equal(x, x_before) and x.is_contiguous() != strided
+    torch.testing.assert_close(out_f, out_p)
+    torch.testing.assert_close(gx_f, gx_p)
+    assert g_f.keys() == g_p.keys() and len(g_p) == 4
+    for name in g_p:
+        torch.testing.assert_close(g_f[name], g_p[name], msg=name)
 
 
 class _FixedMask(torch.nn.Module):
