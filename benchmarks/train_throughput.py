@@ -108,6 +108,8 @@ def run_baseline(args) -> dict:
     from trl import SFTConfig, SFTTrainer
 
     from finch.system import system_info
+    from finch.train import TrainConfig
+    from finch.train.loop import warmup_steps
 
     dtype = system_info().profile.dtype
 
@@ -126,7 +128,8 @@ def run_baseline(args) -> dict:
         per_device_eval_batch_size=len(test_set),
         learning_rate=args.lr,
         lr_scheduler_type="cosine",
-        warmup_steps=0.05,  # a ratio, as finch's default
+        # finch's warmup in whole steps (a ratio, transformers rounds up: 4 steps would begin with one at lr 0)
+        warmup_steps=warmup_steps(TrainConfig(data=args.data), args.steps),
         bf16=dtype == "bfloat16",
         use_cpu=True,
         report_to="none",

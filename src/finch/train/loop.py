@@ -93,6 +93,11 @@ def group_stream(samples: list[Sample], config: TrainConfig, state: TrainerState
         state.batch_in_epoch = 0
 
 
+def warmup_steps(config: TrainConfig, total_steps: int) -> int:
+    """Whole warmup steps, rounded down: a 4-step run has none rather than a first step at a fraction of the lr."""
+    return int(config.warmup_ratio * total_steps)
+
+
 def cosine_with_warmup(warmup: int, total: int) -> Callable[[int], float]:
     def factor(step: int) -> float:
         if step < warmup:
@@ -304,7 +309,7 @@ def train(
     per_epoch = len(epoch_groups(samples, config, 0, True))
     micro_per_step = config.grad_accum * group.world  # every process reads them all and trains on its share
     total_steps = config.max_steps or max(1, math.ceil(config.epochs * per_epoch / micro_per_step))
-    warmup = int(config.warmup_ratio * total_steps)
+    warmup = warmup_steps(config, total_steps)
 
     files = RunFiles(run_dir)
     lineage = {
