@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from finch.taxonomy.lint import MAX_VALUES, parse_yaml
+import pytest
+
+from finch.taxonomy.lint import DEPTH_MESSAGE, MAX_VALUES, parse_yaml
 from finch.taxonomy.problems import Reporter
 
 
@@ -35,9 +37,20 @@ def test_moderate_aliases_are_fine_but_bombs_stop():
     assert f"{MAX_VALUES:,}" in rep.errors[0].message
 
 
-def test_deep_nesting_is_an_error_not_a_crash():
-    parsed, rep = parse("a: " + "[" * 100_000 + "]" * 100_000 + "\n")
-    assert parsed is None and "nested more than" in rep.errors[0].message
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: " + "[" * 100_000 + "]" * 100_000 + "\n",  # past libyaml's own limit (PyYAML 6.0.4 stops it there)
+        "a: " + "{k: " * 40 + "1" + "}" * 40 + "\n",  # within libyaml's limit: finch's bound stops it
+        "".join(" " * (2 * i) + f"k{i}:\n" for i in range(40)) + " " * 80 + "v\n",  # block nesting
+    ],
+    ids=["flow-100000", "flow-40", "block-40"],
+)
+def test_deep_nesting_is_finchs_own_error_not_a_crash(text):
+    parsed, rep = parse(text)
+    assert parsed is None
+    assert [p.rule for p in rep.errors] == ["yaml-depth"]
+    assert rep.errors[0].message == DEPTH_MESSAGE
 
 
 def test_tab_inside_block_text_is_only_a_warning():

@@ -21,6 +21,11 @@ MAX_FILE_BYTES = 1_000_000  # a leaf is a few KB; this bounds memory and time
 MAX_VALUES = 100_000  # values after alias expansion
 MAX_DEPTH = 32  # a leaf nests 5 levels deep
 
+DEPTH_MESSAGE = (
+    f"values nested more than {MAX_DEPTH} levels deep; a leaf nests 5 levels (is a bracket or brace left open?)"
+)
+_LIBYAML_DEPTH = "maximum nesting depth"  # the scanner's own words, whatever its limit
+
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {_TAG + t for t in ("str", "null", "bool", "int", "float", "timestamp")}
@@ -109,7 +114,9 @@ def parse_yaml(text: str, rep: Reporter) -> Parsed | None:
         return None
     except yaml.MarkedYAMLError as e:
         line, col = _mark(e.problem_mark) if e.problem_mark else (_mark(e.context_mark) if e.context_mark else (0, 0))
-        if line in tab_lines:
+        if _LIBYAML_DEPTH in (e.problem or ""):  # libyaml ≥ 0.2.6 stops deep nesting before finch sees the events
+            rep.error("yaml-depth", DEPTH_MESSAGE, (line, col))
+        elif line in tab_lines:
             rep.error(
                 "tabs",
                 "tab character in the indentation; YAML indents with spaces only (replace the tab with spaces)",
@@ -253,7 +260,7 @@ class _Builder:
         elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             self.empty = False
             if len(self.stack) >= MAX_DEPTH:
-                self.rep.error("yaml-depth", f"values nested more than {MAX_DEPTH} levels deep", pos)
+                self.rep.error("yaml-depth", DEPTH_MESSAGE, pos)
                 raise _Stop
             self._count(1, pos)
             is_map = isinstance(event, yaml.MappingStartEvent)
