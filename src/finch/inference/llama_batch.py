@@ -4,8 +4,12 @@ them: on 2 CPU cores a step of 8 tokens costs about 4 times one of a single toke
 Continuous batching: a sequence that finishes frees its slot for the next request at once, and a caller may append
 requests while results stream out (sdg asks again there for an answer that read as nothing). Every slot has a KV
 stream of its own (kv_unified off): with one shared cache every token attends over all sequences' cells, masked,
-which measured 15% slower at 8 slots. The prompt prefix the first requests share (a template and its seed examples)
-is evaluated once into a sequence of its own and copied into each slot that starts with it.
+which measured 15% slower at 8 slots.
+
+Prompts share prefixes: a template and its seed examples, or a document chunk that several calls ask about. The
+prefix all of the first requests share is evaluated once into a sequence of its own; and a request that starts in a
+slot reuses the longest prefix it shares with any prompt already in the cache (that slot's last one, or another
+slot's, copied), evaluating only the rest.
 
 llama-cpp-python's Llama runs one sequence; this uses its low-level API on the model the Llama already loaded.
 """
@@ -34,6 +38,14 @@ class _Sequence:
     produced: list[int] = field(default_factory=list)
     text: bytes = b""
     finish: str | None = None  # stop | length once done
+
+
+def shared_length(a: list[int], b: list[int]) -> int:
+    """Tokens `b` starts with that `a` starts with too, leaving at least b's last token to evaluate."""
+    n, limit = 0, min(len(a), len(b) - 1)
+    while n < limit and a[n] == b[n]:
+        n += 1
+    return n
 
 
 def common_prefix(prompts: list[list[int]]) -> int:
@@ -65,6 +77,8 @@ class BatchDecoder:
         self.vocab = llama_cpp.llama_model_get_vocab(llm.model)
         self.batch = llama_cpp.llama_batch_init(params.n_batch, 0, 1)
         self.n_batch = params.n_batch
+        self.cached: dict[int, list[int]] = {}  # sequence -> the prompt its cache starts with
+        self.reused = 0  # prompt tokens copied or kept instead of evaluated, since the decoder was made
 
     def _add(self, token: int, pos: int, seq: int, logits: bool) -> None:
         b = self.batch
@@ -108,16 +122,18 @@ class BatchDecoder:
         taken from `pending` whenever a slot is free, so the caller may append more between results."""
         lib = self.lib
         lib.llama_memory_clear(self.memory, True)
-        prefix: list[int] = []
+        self.cached.clear()
         if len(pending) > 1:
             prefix = pending[0][1][: common_prefix([ids for _, ids, _ in pending])]
-            self._evaluate(prefix, 0, self.prefix_seq)
+            if prefix:
+                self._evaluate(prefix, 0, self.prefix_seq)
+                self.cached[self.prefix_seq] = prefix
         active: dict[int, _Sequence] = {}
         try:
             while pending or active:
                 for slot in range(self.slots):
                     if slot not in active and pending:
-                        active[slot] = self._start(slot, *pending.popleft(), prefix)
+                        active[slot] = self._start(slot, *pending.popleft())
                 running = [(slot, seq) for slot, seq in active.items() if seq.finish is None]
                 if running:
                     self.batch.n_tokens = 0
@@ -134,15 +150,31 @@ class BatchDecoder:
             for seq in active.values():
                 lib.llama_sampler_free(seq.sampler)
 
-    def _start(self, slot: int, ticket: int, ids: list[int], params: GenerationParams, prefix: list[int]):
-        """Put a request in a free slot: its prompt evaluated (the shared prefix copied, not recomputed) and its
-        first token sampled."""
+    def _reusable(self, ids: list[int]) -> tuple[int, int]:
+        """(sequence, tokens) of the cached prompt sharing the longest prefix with `ids`. A sliding-window layer drops
+        the positions that fell out of its window: such a cache can only be continued where it ends, not cut back."""
+        best, length = -1, 0
+        for seq, cached in self.cached.items():
+            n = shared_length(cached, ids)
+            whole = self.lib.llama_memory_seq_pos_min(self.memory, seq) == 0
+            if n > length and (whole or n == self.lib.llama_memory_seq_pos_max(self.memory, seq) + 1):
+                best, length = seq, n
+        return best, length
+
+    def _start(self, slot: int, ticket: int, ids: list[int], params: GenerationParams):
+        """Put a request in a free slot: its prompt evaluated, less the longest prefix already in the cache (kept
+        in place or copied from another sequence), and its first token sampled."""
         lib = self.lib
-        lib.llama_memory_seq_rm(self.memory, slot, -1, -1)
-        start = 0
-        if prefix and len(ids) > len(prefix) and ids[: len(prefix)] == prefix:
-            lib.llama_memory_seq_cp(self.memory, self.prefix_seq, slot, -1, -1)
-            start = len(prefix)
+        source, start = self._reusable(ids)
+        if source != slot:
+            lib.llama_memory_seq_rm(self.memory, slot, -1, -1)
+            if start:
+                lib.llama_memory_seq_cp(self.memory, source, slot, -1, -1)
+        if start and not lib.llama_memory_seq_rm(self.memory, slot, start, -1):
+            lib.llama_memory_seq_rm(self.memory, slot, -1, -1)  # the cache cannot cut there: evaluate it all
+            start = 0
+        self.cached[slot] = ids
+        self.reused += start
         self._evaluate(ids, start, slot)
         seq = _Sequence(ticket, ids, params, self._sampler(params))
         self._accept(seq, lib.llama_sampler_sample(seq.sampler, self.ctx, self.batch.n_tokens - 1))

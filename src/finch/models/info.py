@@ -113,3 +113,37 @@ def model_info(model: ResolvedModel, hf_dir: Path) -> ModelInfo:
         targets = adapter_config.get("target_modules")
         info.adapter_targets = sorted(targets) if isinstance(targets, list) else [str(targets)]
     return info
+
+
+def gguf_model_info(model: ResolvedModel, gguf: Path) -> ModelInfo:
+    """Facts read from a GGUF's header, for a model llama.cpp runs as it is (the built-in teacher): converting 1.5B
+    weights to an HF directory just to describe them would take minutes and gigabytes."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(gguf)
+
+    def field(key: str):
+        value = reader.fields.get(key)
+        return value.contents() if value is not None else None
+
+    arch = field("general.architecture") or "?"
+    tokens = reader.fields.get("tokenizer.ggml.tokens")
+    has_template = field("tokenizer.chat_template") is not None
+    return ModelInfo(
+        name=model.name,
+        kind=model.kind,
+        architecture=f"{arch} (GGUF)",
+        model_type=arch,
+        parameters=sum(int(t.n_elements) for t in reader.tensors),
+        context_length=field(f"{arch}.context_length"),
+        vocab_size=len(tokens.data) if tokens is not None else None,
+        dtype=_GGUF_FILE_TYPES.get(field("general.file_type"), "quantized"),
+        chat_template=has_template,
+        chat_format="the model's own template" if has_template else "none",
+        path=str(gguf),
+        size_bytes=gguf.stat().st_size,
+        gguf=str(gguf),
+    )
+
+
+_GGUF_FILE_TYPES = {0: "F32", 1: "F16", 7: "Q8_0", 15: "Q4_K_M", 17: "Q5_K_M", 32: "BF16"}

@@ -44,6 +44,16 @@ def prepare_model(model: ResolvedModel) -> Path:
     return model.path
 
 
+def ready_model(model: ResolvedModel) -> Path:
+    """What a model is used from once prepared: a GGUF-only built-in's GGUF (the teacher runs on llama.cpp as it is),
+    else its HF-format directory."""
+    builtin = builtin_model(model.name) if model.kind == "builtin" else None
+    if builtin and builtin.gguf_only:
+        assert model.gguf is not None
+        return ensure_builtin_gguf(model.name, model.gguf)
+    return prepare_model(model)
+
+
 def ensure_builtin_gguf(name: str, target: Path) -> Path:
     builtin = builtin_model(name)
     assert builtin is not None
