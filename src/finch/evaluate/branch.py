@@ -24,10 +24,27 @@ def taxonomy_samples(taxonomy: Path, kinds: tuple[str, ...] = ("skill",), per_le
     return samples_from_rows(seed_rows(report), kinds, per_leaf)
 
 
+def held_out_samples(data: Path, kinds: tuple[str, ...], per_leaf: int | None = None) -> tuple[list[EvalSample], str]:
+    """The questions of leaves of `kinds` that no training saw, and where they came from: a dataset's test.jsonl (its
+    folder or the file), or else a taxonomy's held-out seed examples (finch.taxonomy.hold_out: the ones the seed
+    dataset and `finch data generate` keep out of training)."""
+    from finch.evaluate.data import read_rows
+
+    file = data / "test.jsonl" if data.is_dir() else data
+    if file.is_file():
+        return samples_from_rows(read_rows(file), kinds, per_leaf), str(file)
+    from finch.taxonomy import check_taxonomy
+    from finch.train.seed_data import seed_rows, split_seed_rows
+
+    held_out = split_seed_rows(seed_rows(check_taxonomy([data], skip_documents=True)))[1]
+    return samples_from_rows(held_out, kinds, per_leaf), f"the held-out seed examples of {data}"
+
+
 def samples_from_rows(rows: list[dict], kinds: tuple[str, ...], per_leaf: int | None) -> list[EvalSample]:
+    """Rows of leaves of `kinds` (metadata.leaf and metadata.kind; rows without them are left out)."""
     samples, taken = [], {}
     for row in rows:
-        leaf, kind = row["metadata"]["leaf"], row["metadata"]["kind"]
+        leaf, kind = (row.get("metadata") or {}).get("leaf"), (row.get("metadata") or {}).get("kind")
         if kind not in kinds or (per_leaf is not None and taken.get(leaf, 0) >= per_leaf):
             continue
         taken[leaf] = taken.get(leaf, 0) + 1

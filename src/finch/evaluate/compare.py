@@ -12,7 +12,8 @@ from pathlib import Path
 from finch.errors import UsageError
 
 PRIMARY = {"metrics": "rouge_l", "perplexity": "perplexity", "mt_bench": "overall", "mt_bench_branch": "score",
-           "mmlu": "accuracy", "mmlu_branch": "accuracy", "human": "mean_grade"}  # fmt: skip
+           "mmlu": "accuracy", "mmlu_branch": "accuracy", "key_facts": "all_key_facts",
+           "human": "mean_grade"}  # fmt: skip
 
 
 def training_step(ref: str) -> int | None:

@@ -42,3 +42,17 @@ def load_eval_samples(path: Path, limit: int | None = None) -> list[EvalSample]:
     if not samples:
         raise UsageError(f"{file}: holds no evaluation rows.")
     return samples
+
+
+def read_rows(file: Path) -> list[dict]:
+    """The JSON objects of a JSONL file, one a line; a line that is not one is an error naming its line."""
+    rows = []
+    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except ValueError as e:
+                raise UsageError(f"{file}:{number}: not a JSON row ({e}).") from None
+            if not isinstance(rows[-1], dict):
+                raise UsageError(f"{file}:{number}: not a JSON object.")
+    return rows

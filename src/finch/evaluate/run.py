@@ -7,9 +7,9 @@ from pathlib import Path
 
 from finch.errors import UsageError
 
-BENCHMARKS = ("metrics", "perplexity", "mt_bench", "mt_bench_branch", "mmlu", "mmlu_branch", "human")
+BENCHMARKS = ("metrics", "perplexity", "mt_bench", "mt_bench_branch", "mmlu", "mmlu_branch", "key_facts", "human")
 BASE_VS_TUNED = ("mt_bench_branch", "mmlu_branch")
-DEFAULT_MAX_TOKENS = {"mt_bench_branch": 256}
+DEFAULT_MAX_TOKENS = {"mt_bench_branch": 256, "key_facts": 256}
 # MT-Bench answers: FastChat's 1024 tokens a turn for a model behind a URL; 128 for a local one, which keeps
 # `--limit 2` with the built-in model and judge to minutes on two cores (a 270M model's answers lose nothing by it).
 MT_BENCH_TOKENS = {"url": 1024, "local": 128}
@@ -48,6 +48,8 @@ def evaluate(models: dict[str, str], benchmark: str, data: Path | None, output: 
                                             notes)  # fmt: skip
     elif benchmark in ("mmlu", "mmlu_branch"):
         results, per_sample, extra = _mcq(benchmark, models, data, models_dir, limit, notes)
+    elif benchmark == "key_facts":
+        results, per_sample, extra = _key_facts(models, data, models_dir, limit, max_tokens, notes)
     else:
         results, per_sample, extra = _mt_bench_branch(models, data, output, models_dir, limit, max_tokens, judge,
                                                       judge_max_tokens, notes)  # fmt: skip
@@ -56,8 +58,8 @@ def evaluate(models: dict[str, str], benchmark: str, data: Path | None, output: 
     if extra.get("per_prompt"):
         plot_per_prompt(output / f"{benchmark}-per-prompt.png", benchmark, extra["per_prompt"], extra["metric"])
     if extra.get("leaves"):
-        per_leaf = {label: {row["leaf"]: row[label] for row in extra["leaves"] if row[label] is not None}
-                    for label in ("base", "tuned")}  # fmt: skip
+        per_leaf = {label: {row["leaf"]: row[label] for row in extra["leaves"] if row.get(label) is not None}
+                    for label in results}  # fmt: skip
         plot_per_prompt(output / f"{benchmark}-per-leaf.png", benchmark, per_leaf, extra["metric"], group="leaf")
     return results
 
@@ -223,6 +225,35 @@ def _mcq(benchmark, models, data, models_dir, limit, notes):
         extra = {"leaves": verdict_rows(verdicts), "metric": "accuracy",
                  "markdown": verdict_markdown(verdicts, "accuracy")}  # fmt: skip
     return results, per_sample, extra
+
+
+def _key_facts(models, data, models_dir, limit, max_tokens, notes):
+    from finch.evaluate.branch import answer_all, held_out_samples
+    from finch.evaluate.key_facts import key_fact_markdown, key_fact_report, key_fact_scores, share_all_held
+
+    if data is None:
+        raise UsageError("--benchmark key_facts needs --data: a dataset folder (test.jsonl) or a taxonomy.")
+    samples, source = held_out_samples(data, ("knowledge",), limit)
+    if not samples:
+        raise UsageError(f"--data {data}: no knowledge question there (rows whose metadata.kind is knowledge).")
+    report = key_fact_report(samples, answer_all(models, samples, models_dir, max_tokens))
+    notes[1] = f"data: {source}"
+    notes.append(
+        f"{len(samples)} questions of {len(report['leaves'])} knowledge leaves"
+        + (f" (at most {limit} a leaf)" if limit else "")
+        + f"; greedy answers of at most {max_tokens} tokens"
+    )
+    notes.append(
+        "key facts: the dates, numbers (with units) and names of each reference answer, cut out by fixed rules "
+        "(finch.evaluate.key_facts), less those the question states; all_key_facts is the share of questions with "
+        "key facts whose answer holds every one. A question without key facts is not counted."
+    )
+    results, per_sample = {}, {}
+    for label in models:
+        results[label], per_sample[label] = key_fact_scores(report, label)
+    leaves = [{**row, **{label: share_all_held(row, label) for label in models}} for row in report["leaves"]]
+    extra = {"leaves": leaves, "questions": report["questions"], "metric": "all_key_facts"}
+    return results, per_sample, {**extra, "markdown": key_fact_markdown(report, list(models))}
 
 
 HUMAN_PROMPTS = 5  # the paper's protocol: 5 prompts x 3 samples, graded 0-5 by each grader
