@@ -163,12 +163,18 @@ def test_mt_bench_cli(tmp_path, finch_home):
     with stub_server(answer_model, "model") as model, stub_server(scripted_judge, "judge") as judge:
         result = run_finch("evaluate", "--benchmark", "mt_bench", "--model", model.url, "--judge", judge.url,
                            "--data", str(DATA), "--limit", "1", "--output", str(tmp_path / "out"))  # fmt: skip
+        # without --judge, the configured teacher judges
+        default = run_finch("evaluate", "--benchmark", "mt_bench", "--model", model.url, "--data", str(DATA),
+                            "--limit", "1", "--output", str(tmp_path / "default"),
+                            env={"FINCH_TEACHER": judge.url})  # fmt: skip
+        missing = run_finch("evaluate", "--benchmark", "mt_bench", "--model", model.url, "--data", str(DATA),
+                            "--limit", "1", env={"FINCH_TEACHER": "./no-such-judge.gguf"})  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "judge_error_rate" in result.stdout and "turn_1" in result.stdout
     assert json.loads((tmp_path / "out" / "report.json").read_text())["results"]
-    assert_one_line_error(
-        run_finch("evaluate", "--benchmark", "mt_bench", "--model", model.url, "--data", str(DATA)), 2, "--judge"
-    )
+    assert default.returncode == 0, default.stderr
+    assert f"judge: {judge.url}" in (tmp_path / "default" / "report.md").read_text()
+    assert_one_line_error(missing, 2, "no-such-judge.gguf")
 
 
 @pytest.mark.slow
