@@ -130,7 +130,7 @@ class ScriptedTeacher(ThreadingHTTPServer):
         seed = body.get("seed", 0)
         if m := re.search(r"Write (\d+) new (questions|passages) for this task", prompt):
             return self._list(int(m.group(1)), seed, prompt, m.group(2)), "stop"
-        if m := re.search(r"Write (\d+) new question and answer pairs", prompt):
+        if m := re.search(r"write (\d+) new pairs about", prompt, re.IGNORECASE):
             return self._records(int(m.group(1)), seed, prompt, grounded=False, knowledge=True), "stop"
         if m := re.search(r"Write (\d+) new examples for this task", prompt):
             return self._records(int(m.group(1)), seed, prompt, grounded="Context:" in prompt), "stop"

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import shutil
 import time
 from collections import deque
@@ -152,8 +153,20 @@ def _seed(*parts: Any) -> int:
     return int.from_bytes(hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()[:4], "little") >> 1
 
 
-def _examples(plan: LeafPlan, block: Block, rng: random.Random) -> list[dict[str, str]]:
-    return rng.sample(plan.examples, min(block.examples, len(plan.examples)))
+def _examples(plan: LeafPlan, block: Block, rng: random.Random, chunk: str = "") -> list[dict[str, str]]:
+    """Seed examples for a prompt. Given a document chunk, those whose context shares the most words with it: a
+    teacher copies what its prompt shows, and a copy of an example about the same passage is still a true fact about
+    it, where one about another passage is a row the chunk never grounded."""
+    count = min(block.examples, len(plan.examples))
+    if not chunk or not all(e.get("context") for e in plan.examples):
+        return rng.sample(plan.examples, count)
+    words = set(_WORD.findall(chunk.lower()))
+    overlap = [len(words & set(_WORD.findall(e["context"].lower()))) for e in plan.examples]
+    ranked = sorted(range(len(plan.examples)), key=lambda i: (-overlap[i], rng.random()))
+    return [plan.examples[i] for i in ranked[:count]]
+
+
+_WORD = re.compile(r"\w{4,}")
 
 
 def _judge_examples(plan: LeafPlan, block: Block, seed: int) -> list[dict[str, str]]:
@@ -187,7 +200,7 @@ def block_calls(
             count = min(block.per_call, plan.target - j * block.per_call)
             rng = random.Random(_seed(seed, plan.slug, block.name, call_id, "examples"))
             values = {"task": plan.task, "outline": plan.task, "count": count, "item": source}
-            values["examples"] = _examples(plan, block, rng)
+            values["examples"] = _examples(plan, block, rng, source.get("chunk", ""))
             calls.append(
                 Call(
                     call_id,
