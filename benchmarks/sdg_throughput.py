@@ -1,14 +1,17 @@
-"""Accepted samples per minute of `finch data generate` with the built-in teacher: finch's batched local generation
-(several sequences decoded together, continuous batching, finch.inference.llama_batch) against one request at a time.
+"""Accepted samples per minute of `finch data generate` with the built-in teacher (Qwen2.5-Coder-1.5B-Instruct) on
+the sample knowledge leaf: finch's local generation (several sequences decoded together, continuous batching, each
+prompt reusing the longest prefix already in the cache: the document chunk several calls ask about) against one
+request at a time through plain llama-cpp-python.
 
-    python benchmarks/sdg_throughput.py [--json OUT] [--leaf iso_dates] [--samples 64] [--pipeline simple]
+    python benchmarks/sdg_throughput.py [--json OUT] [--leaf kestrel] [--samples 40] [--pipeline full]
 
-Both modes run the same pipeline on the same sample-taxonomy leaf with the same seed, so the teacher gets the same
-prompts; "one request at a time" is the same backend with its batch and rating methods hidden, so sdg sends each
-call through chat() (llama-cpp-python, reset per request). 64 samples are 16 calls of 4 on iso_dates: a leaf's
-work at --scale 16, enough calls to fill the slots. Accepted = rows in train.jsonl after every filter. The
-two modes sample through different samplers (same settings), so their texts, lengths and accepted counts differ by
-chance: completion tokens per second is the throughput, accepted per minute what a user gets.
+Both modes run the same pipeline on the same leaf with the same seed, so the teacher gets the same prompts; "one
+request at a time" is the same backend with its batch and rating methods hidden, so sdg sends each call through
+chat() (llama-cpp-python, reset per request: no prefix reuse) and judges read the teacher's "Rating: N" text.
+Accepted = rows in train.jsonl after every filter (the faithfulness judge, dedup). The two modes sample through
+different samplers (same settings), so their texts, lengths and accepted counts differ by chance: completion tokens
+per second is the throughput, accepted per minute what a user gets. The multiple-choice block (a side output, one
+call per chunk) is left out of both: `--pipeline` names a pipeline whose knowledge blocks are timed.
 """
 
 from __future__ import annotations
@@ -58,8 +61,10 @@ def run(mode: str, backend, leaf, pipeline: str, samples: int, seed: int) -> dic
 
     with tempfile.TemporaryDirectory(prefix="finch-sdg-bench-") as out:
         options = GenerateOptions(output=Path(out), scale=100, seed=seed, limit_per_leaf=samples)
+        chosen = load_pipeline(pipeline)
+        chosen.knowledge = [block for block in chosen.knowledge if block.type != "mcq"]  # a side output: not timed
         start = time.perf_counter()
-        report = generate_dataset([leaf], backend, load_pipeline(pipeline), options)
+        report = generate_dataset([leaf], backend, chosen, options)
         wall = time.perf_counter() - start
     stages = report["leaves"][0]["stages"]
     return {
@@ -78,9 +83,10 @@ def run(mode: str, backend, leaf, pipeline: str, samples: int, seed: int) -> dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="write the results here")
-    parser.add_argument("--leaf", default="iso_dates", help="a sample-taxonomy leaf (a part of its name)")
-    parser.add_argument("--samples", type=int, default=64, help="samples to generate (--limit-per-leaf)")
-    parser.add_argument("--pipeline", default="simple")
+    parser.add_argument("--leaf", default="kestrel", help="a sample-taxonomy leaf (a part of its name)")
+    parser.add_argument("--samples", type=int, default=40, help="samples to generate (--limit-per-leaf)")
+    parser.add_argument("--pipeline", default="full")
+    parser.add_argument("--teacher", default="teacher", help="a built-in model name or a .gguf")
     parser.add_argument("--slots", type=int, default=16, help="sequences decoded together")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="llama.cpp threads, both modes")
@@ -93,8 +99,8 @@ def main() -> None:
     from finch.taxonomy import check_taxonomy, sample_taxonomy_dir
 
     leaf = next(r for r in check_taxonomy([sample_taxonomy_dir()]).leaves if args.leaf in r.name)
-    model = resolve_model("gemma-3-270m", load_settings().path("models_dir"))
-    gguf = ensure_builtin_gguf(model.name, model.gguf)
+    model = resolve_model(args.teacher, load_settings().path("models_dir"))
+    gguf = ensure_builtin_gguf(model.name, model.gguf) if model.kind == "builtin" else model.gguf
     backend = LlamaCppBackend(gguf, n_ctx=4096, n_threads=args.threads, batch_slots=args.slots)
     try:
         rows = [
@@ -105,7 +111,7 @@ def main() -> None:
         backend.close()
 
     table = Table(title=f"sdg throughput: {args.pipeline} pipeline, {leaf.name}, {args.samples} samples, "
-                        f"gemma-3-270m teacher, {args.threads} threads")  # fmt: skip
+                        f"{model.name} teacher, {args.threads} threads")  # fmt: skip
     for column in ("mode", "asked", "tokens", "tokens/s", "accepted", "wall s", "accepted/min"):
         table.add_column(column)
     for row in rows:

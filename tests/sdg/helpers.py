@@ -67,3 +67,13 @@ def journals(output: Path) -> dict[str, list[dict]]:
 
 if __name__ == "__main__":  # the kill -9 test runs a generation in a child process it can kill
     generate(sys.argv[1], Path(sys.argv[2]), workers=int(sys.argv[3]))
+
+
+def generated_rows(path: Path) -> list[dict]:
+    """train.jsonl less the shown seed examples every leaf adds as they are."""
+    return [r for r in rows(path) if r["metadata"].get("source") != "seed"]
+
+
+def shown_seed_count(leaves) -> int:
+    """How many seed examples the leaves show the teacher (and add to train.jsonl): all but the held-out ones."""
+    return sum(len(seed_examples(leaf)) - len(held_out(leaf)) for leaf in leaves)

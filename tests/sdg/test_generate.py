@@ -15,12 +15,14 @@ from finch.train.seed_data import seed_rows, split_seed_rows
 from tests.sdg.helpers import (
     MARKERS,
     generate,
+    generated_rows,
     held_out,
     journals,
     knowledge_held_out,
     rows,
     sample_leaves,
     seed_examples,
+    shown_seed_count,
 )
 from tests.sdg.teacher import judged_item
 
@@ -64,8 +66,9 @@ def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teac
         "parse_error", "low_rating", "unparseable_rating", "truncated", "matches_test", "duplicate"
     }  # fmt: skip
 
-    train = rows(out / "train.jsonl")
-    assert len(train) == report["train"] == emitted["good"] + len(server.copied)
+    train = generated_rows(out / "train.jsonl")
+    assert len(train) == emitted["good"] + len(server.copied)
+    assert report["train"] == len(rows(out / "train.jsonl")) == len(train) + shown_seed_count(sample_leaves())
     assert set(server.copied) <= {r["messages"][0]["content"] for r in train}
     text = json.dumps(train)
     for marker in MARKERS:
@@ -153,7 +156,8 @@ def test_simple_pipeline_is_one_step_without_judges(teachers, tmp_path):
     repeats = emitted["seeddup"] - len(server.copied)
     assert reasons == Counter(parse_error=emitted["short"], matches_test=emitted["testdup"], duplicate=repeats)
     assert emitted["testdup"] and len(server.copied) == seed_copies(report) > 0
-    assert report["train"] == sum(emitted.values()) - emitted["short"] - emitted["testdup"] - repeats
+    generated = sum(emitted.values()) - emitted["short"] - emitted["testdup"] - repeats
+    assert report["train"] == generated + shown_seed_count(sample_leaves())
     for entry in report["leaves"]:
         assert [s["stage"] for s in entry["stages"]][-1] == "dedup" and len(entry["stages"]) == 2
         assert entry["train"] > 0

@@ -14,7 +14,7 @@ from finch.sdg import GenerateOptions, generate_dataset, load_pipeline
 from finch.sdg.generate import LeafPlan, anchor_calls
 from finch.sdg.judge import OFF_TOPIC, anchor_scale, anchors, calibrate, expected_rating
 from finch.taxonomy import hold_out
-from tests.sdg.helpers import journals, rows, sample_leaves
+from tests.sdg.helpers import generated_rows, journals, sample_leaves
 from tests.sdg.teacher import judged_item
 
 GOOD = {"1": 0.15, "3": 0.1, "5": 0.6, "dash": 0.15}  # expected rating 3.88
@@ -143,7 +143,7 @@ def test_probability_judges_calibrate_on_anchors_and_drop_what_they_must(teacher
                 reasons[reason] = reasons.get(reason, 0) + n
     assert reasons["low_rating"] == emitted["offtopic"] + emitted["wrong"]
     assert reasons["unparseable_rating"] == emitted["garbled"]
-    for row in rows(tmp_path / "d" / "train.jsonl"):
+    for row in generated_rows(tmp_path / "d" / "train.jsonl"):
         assert set(row["metadata"]["scores"].values()) == {5.0}  # rated like the seed examples
     # every judge stage rated its anchors first, in its journal, without counting them as samples
     for name, records in journals(tmp_path / "d").items():
@@ -161,7 +161,7 @@ def test_a_judge_that_cannot_tell_its_anchors_apart_abstains_and_says_so(teacher
     judged = [s for leaf in report["leaves"] for s in leaf["stages"] if s["stage"].startswith("judge")]
     assert judged and all(s["abstained"] == s["kept"] == s["generated"] > 0 for s in judged)
     assert all(not s["rejected"] for s in judged)
-    train = rows(tmp_path / "d" / "train.jsonl")
+    train = generated_rows(tmp_path / "d" / "train.jsonl")
     assert train and all(v is None for r in train for v in r["metadata"]["scores"].values())
     assert json.loads((tmp_path / "d" / "report.json").read_text()) == report
 

@@ -139,6 +139,12 @@ def write_outputs(
             _row(plan, user_text(item, plan.kind), item["answer"], {**meta, "scores": item.get("scores", {})})
             for item in result["items"]
         ]
+        # the seed examples the teacher was shown are training rows too: written by a person, in the very form the
+        # leaf asks for (a small teacher's rows drift from it), and never the held-out ones
+        leaf_seeds = [
+            _row(plan, user_text(e, plan.kind), e["answer"], {**meta, "source": "seed"}) for e in plan.examples
+        ]
+        leaf_train += leaf_seeds
         atomic_write_text(out / "leaves" / f"{plan.slug}.train.jsonl", _jsonl(leaf_train))
         atomic_write_text(out / "leaves" / f"{plan.slug}.test.jsonl", _jsonl(leaf_test))
         train[plan.phase] += leaf_train
@@ -149,6 +155,7 @@ def write_outputs(
                 **entry,
                 "status": "complete",
                 "train": len(leaf_train),
+                "seed_rows": len(leaf_seeds),
                 "test": len(leaf_test),
                 "stages": result["stages"],
             }
