@@ -103,6 +103,14 @@ def kind_of(seed: int, k: int) -> str:
     return KINDS[(seed + k) % len(KINDS)]
 
 
+def answer_like(prompt: str, text: str) -> str:
+    """A leaf whose examples answer in JSON (order_details) gets a JSON object with their keys, as a teacher that
+    follows the examples writes; finch keeps no other answer for such a leaf."""
+    if '"deliver_by"' not in prompt:
+        return text
+    return json.dumps({"name": text, "item": "mug", "quantity": 1, "deliver_by": None})
+
+
 def judged_item(prompt: str) -> str:
     """The part of a judge prompt that holds the item: after the rated examples, before the reply instructions."""
     item = prompt.split("Reply in the form", 1)[0]
@@ -150,7 +158,7 @@ class ScriptedTeacher(ThreadingHTTPServer):
                 return "a very long answer that goes on and on", "length"
             if "WRONG" in question:
                 return "BADANSWER", "stop"
-            return f"The answer is {words(seed, 99, 4)}.", "stop"
+            return answer_like(prompt, f"The answer is {words(seed, 99, 4)}."), "stop"
         if re.search(r"Rate (questions|answers|how faithful)", prompt):
             item = judged_item(prompt)
             if "GARBLED" in item:
@@ -205,7 +213,7 @@ class ScriptedTeacher(ThreadingHTTPServer):
         for k in range(count):
             kind = self._item_kind(seed, k, allowed)
             question = self._text(kind, seed, k, prompt)
-            answer = "BADANSWER" if kind == "wrong" else f"It is {words(seed, k + 50, 4)}."
+            answer = "BADANSWER" if kind == "wrong" else answer_like(prompt, f"It is {words(seed, k + 50, 4)}.")
             context = f"Context: {words(seed, k + 70, 12)}\n" if grounded else ""
             if kind == "short":
                 parts.append(f"{context}Question: {question}")

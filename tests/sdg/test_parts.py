@@ -9,7 +9,7 @@ from finch.fileio import JsonlAppender, read_jsonl
 from finch.sdg import load_pipeline
 from finch.sdg.chunking import approximate_tokens, chunk_text
 from finch.sdg.dedup import NearDuplicates
-from finch.sdg.generate import LeafPlan, deduplicate
+from finch.sdg.generate import LeafPlan, conform, deduplicate
 from finch.sdg.parse import labelled_records, multiple_choice, numbered_items, rating
 from finch.sdg.pipeline import load_prompt
 from finch.taxonomy import hold_out, sample_taxonomy_dir
@@ -105,6 +105,25 @@ def test_dedup_drops_what_matches_the_held_out_seeds_and_counts_what_copies_a_sh
     assert kept == [shown[0], fresh]
     assert stats["rejected"] == {"duplicate": 1, "matches_test": 1} and stats["seed_copies"] == 1
     assert "seed_copies" not in deduplicate([fresh], plan)[1]
+
+
+def test_a_leaf_of_json_answers_keeps_only_json_answers_with_its_keys_written_as_its_seeds_write_them():
+    names = ["Ann", "Bo", "Cy"]
+    seeds = [{"context": f"Hi, {name} here: {n} mugs please.", "question": "Extract the order as JSON.",
+              "answer": f'{{"name": "{name}", "quantity": {n}}}\n'} for n, name in enumerate(names)]  # fmt: skip
+    plan = LeafPlan(name="orders", slug="orders", kind="skill", flavour="skills_grounded", task="orders",
+                    examples=seeds, sources=[], target=4, fingerprint="f")  # fmt: skip
+    context = {"context": "Dee wants 4 mugs.", "question": "What did Dee order?"}
+    items = [
+        {**context, "answer": '```json\n{\n  "name": "Dee",\n  "quantity": 4\n}\n```'},  # fenced, spread out
+        {**context, "question": "And Eve?", "answer": '{"name": "Eve"}'},  # a key missing
+        {**context, "question": "And Fay?", "answer": "Fay ordered 4 mugs."},  # not JSON
+    ]
+    kept, stats = deduplicate(conform(items, plan), plan)
+    assert [item["answer"] for item in kept] == ['{"name": "Dee", "quantity": 4}']
+    assert stats["rejected"] == {"format": 2}
+    prose = LeafPlan(**{**vars(plan), "examples": [{**seeds[0], "answer": "Ann ordered 0 mugs."}, *seeds[1:]]})
+    assert conform(items, prose) == items  # seeds of mixed forms: no format to hold answers to
 
 
 def test_jsonl_appender_cuts_a_torn_last_line(tmp_path):

@@ -507,9 +507,37 @@ def run_leaf(
         mcq += [{"leaf": plan.name, **r["mcq"]} for r in records if "mcq" in r]
         if block.type != "mcq":  # benchmark questions are a side output: every chunk goes on
             items = [item for r in records for item in r["items"]]
-    kept, dedup = deduplicate(items, plan)
+    kept, dedup = deduplicate(conform(items, plan), plan)
     stages.append(dedup)
     return {"items": kept, "mcq": mcq, "stages": stages}
+
+
+def json_keys(text: str) -> tuple[dict | None, frozenset[str] | None]:
+    """(object, its keys) when `text` is one JSON object, a Markdown code fence around it allowed; else (None, None)."""
+    body = text.strip()
+    if body.startswith("```"):
+        body = body.split("\n", 1)[-1].rsplit("```", 1)[0]
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None, None
+    return (value, frozenset(value)) if isinstance(value, dict) else (None, None)
+
+
+def conform(items: list[dict], plan: LeafPlan) -> list[dict]:
+    """A leaf whose seed answers are all JSON objects with the same keys teaches that format: a generated answer is
+    kept only as such an object, written the way the seeds write it (one line, no code fence). Items that are not
+    are marked `format` and dropped by deduplicate. Other leaves pass unchanged."""
+    shapes = {json_keys(e["answer"])[1] for e in plan.examples}
+    if len(shapes) != 1 or None in shapes:
+        return items
+    [keys] = shapes
+    conformed = []
+    for item in items:
+        value, found = json_keys(item["answer"])
+        conformed.append({**item, "answer": json.dumps(value, ensure_ascii=False)} if found == keys
+                         else {**item, "format": False})  # fmt: skip
+    return conformed
 
 
 def user_text(item: dict[str, Any], kind: str) -> str:
@@ -519,9 +547,9 @@ def user_text(item: dict[str, Any], kind: str) -> str:
 
 
 def deduplicate(items: list[dict], plan: LeafPlan) -> tuple[list[dict], dict[str, Any]]:
-    """Drop exact and near duplicates, and anything too close to a held-out seed example (the test set). A row that
-    repeats a shown seed example stays (it is training material, and dedup keeps one per seed at most) but is
-    counted as `seed_copies`, so a copying teacher's numbers say so."""
+    """Drop answers not in the leaf's format (conform), exact and near duplicates, and anything too close to a
+    held-out seed example (the test set). A row that repeats a shown seed example stays (it is training material,
+    and dedup keeps one per seed at most) but is counted as `seed_copies`, so a copying teacher's numbers say so."""
     test, shown, seen = NearDuplicates(), NearDuplicates(), NearDuplicates()
     for example in plan.held_out:
         test.add(user_text(example, plan.kind))
@@ -530,11 +558,12 @@ def deduplicate(items: list[dict], plan: LeafPlan) -> tuple[list[dict], dict[str
     kept, rejected, seed_copies = [], {}, 0
     for item in items:
         text = user_text(item, plan.kind)
-        reason = (
-            "matches_test"
-            if test.check(text)
-            else {"exact": "duplicate", "near": "near_duplicate"}.get(seen.check(text) or "")
-        )
+        if item.get("format") is False:
+            reason = "format"
+        elif test.check(text):
+            reason = "matches_test"
+        else:
+            reason = {"exact": "duplicate", "near": "near_duplicate"}.get(seen.check(text) or "")
         if reason:
             rejected[reason] = rejected.get(reason, 0) + 1
         else:
