@@ -145,6 +145,11 @@ class ScriptedTeacher(ThreadingHTTPServer):
         if "Write one question about the passage" in prompt:
             passage = prompt.split("Passage:\n", 1)[1].split("\n\nAnswer with", 1)[0]
             return f"What does the passage say about {passage.strip()}?", "stop"
+        if "Answer with the letter of the right choice" in prompt:  # its own question: every 4th it gets wrong
+            if int(re.search(r"in the excerpt (\d+)\?", prompt).group(1)) % 4 == 1:
+                self._count("mcq_unconfirmed")
+                return "C) is right.", "stop"
+            return "B", "stop"
         if "Write one multiple-choice question" in prompt:
             if seed % 3 == 0:
                 self._count("mcq_malformed")

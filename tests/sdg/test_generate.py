@@ -63,7 +63,7 @@ def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teac
     assert sum(server.copied.values()) == emitted["seeddup"] and len(server.copied) == seed_copies(report) > 0
     assert reasons["duplicate"] == emitted["seeddup"] - len(server.copied)
     assert {reason for reason, n in reasons.items() if n} <= {
-        "parse_error", "low_rating", "unparseable_rating", "truncated", "matches_test", "duplicate"
+        "parse_error", "low_rating", "unparseable_rating", "truncated", "matches_test", "duplicate", "unconfirmed"
     }  # fmt: skip
 
     train = generated_rows(out / "train.jsonl")
@@ -124,8 +124,12 @@ def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teac
     grounded = [r for r in train if r["metadata"]["leaf"].endswith("order_details")]
     assert all("\n\nWhat does the passage say" in r["messages"][0]["content"] for r in grounded)
 
+    # a question whose stated answer the teacher does not pick again from the excerpt is dropped, and counted
     mcq = rows(out / "knowledge_mcq.jsonl")
-    assert len(mcq) == emitted["mcq_good"] == stage(report, "knowledge", "mcq")["kept"]
+    assert emitted["mcq_unconfirmed"] and stage(report, "knowledge", "mcq")["rejected"]["unconfirmed"] == emitted[
+        "mcq_unconfirmed"]  # fmt: skip
+    assert len(mcq) == emitted["mcq_good"] - emitted["mcq_unconfirmed"] == stage(report, "knowledge", "mcq")["kept"]
+    assert not [q for q in mcq if int(q["question"].rsplit(" ", 1)[1].rstrip("?")) % 4 == 1]
     for question in mcq:
         assert len(question["choices"]) == 4 and question["answer"] == 1 and question["context"]
     recipe = yaml.safe_load((out / "recipe.yaml").read_text())
@@ -137,8 +141,11 @@ def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teac
     assert retried and retried == sorted(r["call"] for r in mcq_records if "mcq" not in r and "." not in r["call"])
     assert stage(report, "knowledge", "mcq")["retries"] == len(retried)
     assert stage(report, "knowledge", "mcq")["generated"] == len(mcq_records)
-    # a rejected answer is kept in the journal, so an empty leaf can be explained
-    records = [r for records in journals(out).values() for r in records]
+    # a rejected answer is kept in the journal, so an empty leaf can be explained; the confirmations keep the letter
+    confirm = {name: records for name, records in journals(out).items() if name.endswith("-confirm.jsonl")}
+    assert [len(records) for records in confirm.values()] == [emitted["mcq_good"]]
+    assert {r["picked"] for r in next(iter(confirm.values()))} == {"B", "C"}
+    records = [r for name, records in journals(out).items() if name not in confirm for r in records]
     assert all(("raw" in r) == bool(r["rejected"]) for r in records)
     assert any(r.get("raw") == "Looks fine to me!" for r in records)
 

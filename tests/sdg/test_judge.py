@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from finch.inference import GenerationParams
 from finch.inference.http_backend import HttpBackend
 from finch.sdg import GenerateOptions, generate_dataset, load_pipeline
 from finch.sdg.generate import LeafPlan, anchor_calls
@@ -96,6 +97,9 @@ class LocalTeacher:
         return self.http.chat(conversations, params)
 
     def next_token_probs(self, messages, answer_prefix, choices):
+        if (answer_prefix, choices) == ("Answer: ", ["A", "B", "C", "D"]):  # its own multiple-choice question
+            [[answer]] = self.http.chat([messages], GenerationParams(temperature=0, max_tokens=8))
+            return {c: float(answer.text.startswith(c)) for c in choices}
         assert answer_prefix == "Rating: " and choices == ["1", "2", "3", "4", "5"]
         item = judged_item("\n".join(m["content"] for m in messages))
         self.asked.append(item)

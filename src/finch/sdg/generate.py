@@ -442,6 +442,39 @@ def _one(backend, block: Block, call: Call, scale: tuple[float, float] | None = 
     return record
 
 
+LETTERS = ("A", "B", "C", "D")
+
+
+def confirmed_mcqs(backend, pipeline: Pipeline, plan: LeafPlan, records: list[dict], journal: Path,
+                   stats: dict[str, Any]) -> list[dict]:  # fmt: skip
+    """The multiple-choice questions whose stated answer the teacher picks again when it answers them from the excerpt
+    (a small teacher often marks the wrong letter, and a benchmark with wrong keys measures nothing). A local teacher
+    picks by its probabilities over the four letters, an HTTP one in text. Each verdict is journalled, so a rerun asks
+    again only what it had not; the stage's `kept` counts confirmed questions, `unconfirmed` the others."""
+    prompt = load_prompt(pipeline, "mcq_confirm")
+    verdicts = {r["call"]: r["confirmed"] for r in read_jsonl(journal)}
+    with JsonlAppender(journal) as out:
+        for record in records:
+            if "mcq" not in record or record["call"] in verdicts:
+                continue
+            messages = prompt.messages(item=record["mcq"])
+            if hasattr(backend, "next_token_probs"):
+                probs = backend.next_token_probs(messages, "Answer: ", list(LETTERS))
+                picked = max(probs, key=probs.get) if sum(probs.values()) > 0 else None
+            else:
+                [[answer]] = backend.chat([messages], GenerationParams(temperature=0, max_tokens=8))
+                found = re.search(r"\b([ABCD])\b", answer.text)
+                picked = found.group(1) if found else None
+            verdicts[record["call"]] = picked == LETTERS[record["mcq"]["answer"]]
+            out.append({"call": record["call"], "picked": picked, "confirmed": verdicts[record["call"]]})
+    confirmed = [{"leaf": plan.name, **r["mcq"]} for r in records if "mcq" in r and verdicts[r["call"]]]
+    unconfirmed = sum("mcq" in r for r in records) - len(confirmed)
+    if unconfirmed:
+        stats["kept"] -= unconfirmed
+        stats["rejected"]["unconfirmed"] = unconfirmed
+    return confirmed
+
+
 def stage_stats(name: str, records: list[dict], seconds: float | None) -> dict[str, Any]:
     rejected: dict[str, int] = {}
     for record in records:
@@ -504,7 +537,9 @@ def run_leaf(
         order = {c.id: i for i, c in enumerate(anchors + calls)}
         records = sorted(read_jsonl(journal), key=lambda r: order.get(r["call"].removesuffix(AGAIN), len(order)))
         stages.append(stage_stats(block.name, records, seconds))
-        mcq += [{"leaf": plan.name, **r["mcq"]} for r in records if "mcq" in r]
+        if block.type == "mcq":
+            mcq += confirmed_mcqs(backend, pipeline, plan, records, work / f"{index:02d}-{block.name}-confirm.jsonl",
+                                  stages[-1])  # fmt: skip
         if block.type != "mcq":  # benchmark questions are a side output: every chunk goes on
             items = [item for r in records for item in r["items"]]
     kept, dedup = deduplicate(conform(items, plan), plan)
