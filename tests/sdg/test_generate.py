@@ -101,11 +101,13 @@ def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teac
     assert quickstart_pairs == [(leaf, answer) for leaf, _, answer in test_set]
     for entry in report["leaves"]:
         assert entry["status"] == "complete" and entry["train"] > 0 and entry["test"] > 0, entry
-        # --scale is samples generated per seed example, in every pipeline
-        assert (
-            entry["stages"][0 if entry["kind"] == "skill" else 1]["generated"]
-            == 2 * leaves[entry["leaf"]].example_count
-        )
+        # --scale is samples generated per seed example, in every pipeline; a knowledge leaf asks about every
+        # passage of its document, which may be more
+        generated = entry["stages"][0 if entry["kind"] == "skill" else 1]["generated"]
+        if entry["kind"] == "skill":
+            assert generated == 2 * leaves[entry["leaf"]].example_count
+        else:
+            assert generated >= 2 * leaves[entry["leaf"]].example_count and generated % 3 == 0
         per_leaf = rows(out / "leaves" / f"{entry['leaf'].replace('->', '.')}.train.jsonl")
         assert len(per_leaf) == entry["train"]
         for stage_stats in entry["stages"]:
@@ -138,7 +140,8 @@ def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teac
     # an mcq call that read as nothing was asked once more, as a call of its own; the report counts both
     [mcq_records] = [records for name, records in journals(out).items() if name.endswith("-mcq.jsonl")]
     retried = sorted(r["call"].removesuffix(".again") for r in mcq_records if r["call"].endswith(".again"))
-    assert retried and retried == sorted(r["call"] for r in mcq_records if "mcq" not in r and "." not in r["call"])
+    unread = sorted(r["call"] for r in mcq_records if "mcq" not in r and not r["call"].endswith(".again"))
+    assert retried and retried == unread
     assert stage(report, "knowledge", "mcq")["retries"] == len(retried)
     assert stage(report, "knowledge", "mcq")["generated"] == len(mcq_records)
     # a rejected answer is kept in the journal, so an empty leaf can be explained; the confirmations keep the letter

@@ -173,3 +173,24 @@ def test_a_prompt_prefill_starts_the_answer_with_the_first_field_of_its_format()
     assert load_prompt(pipeline, "knowledge_qa").answer_start() == "Question:"
     assert load_prompt(load_pipeline("full"), "mcq").answer_start() == "Question:"
     assert load_prompt(pipeline, "response").answer_start() == ""  # a free answer has no format to start
+
+
+def test_every_passage_of_a_knowledge_document_is_asked_about_and_each_chunk_gets_one_exam_question(tmp_path):
+    from finch.sdg.generate import GenerateOptions, block_calls, plan_leaf
+    from finch.taxonomy import check_taxonomy
+
+    [leaf] = [r for r in check_taxonomy([sample_taxonomy_dir()]).leaves if r.kind == "knowledge"]
+    plan = plan_leaf(leaf, GenerateOptions(output=tmp_path, scale=1), approximate_tokens)
+    chunks = {source["chunk"] for source in plan.sources}
+    assert len(plan.sources) > 3 * len(chunks) > 3
+    assert all(set(s["focus"].split()) <= set(s["chunk"].split()) for s in plan.sources)
+    pipeline = load_pipeline("full")
+    [mcq, qa, _] = pipeline.knowledge
+    asked = block_calls(pipeline, qa, plan, plan.sources, seed=1, index=1)
+    assert plan.target < len(plan.sources) * qa.per_call  # a small --scale ...
+    assert {call.item["id"] for call in asked} == {s["id"] for s in plan.sources}  # ... still covers every passage
+    assert all(call.item["focus"] in call.messages[-1]["content"] for call in asked)
+    exam = block_calls(pipeline, mcq, plan, plan.sources, seed=1, index=0)
+    assert sorted(call.item["chunk"] for call in exam) == sorted(chunks)
+    simple = load_pipeline("simple").knowledge[0]  # a quick look asks for the target and no more
+    assert len(block_calls(pipeline, simple, plan, plan.sources, seed=1, index=0)) == -(-plan.target // simple.per_call)

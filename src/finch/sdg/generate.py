@@ -31,6 +31,7 @@ from finch.sdg.pipeline import Block, Pipeline, load_prompt
 from finch.taxonomy import Knowledge, LeafResult, Skill, hold_out
 
 WORK = ".work"
+FOCUS_TOKENS = 80  # a knowledge passage asked about in one call: a paragraph, a few sentences or list lines
 RAW_KEPT = 2000  # characters of a rejected answer kept in the journal
 AGAIN = ".again"  # a retry's call id: the call's, with this after it
 
@@ -111,7 +112,11 @@ def plan_leaf(result: LeafResult, options: GenerateOptions, count_tokens: CountT
         for t in texts:
             digest.update(t.encode())
         chunks = [c for t in texts for c in chunk_text(t, count_tokens, options.chunk_tokens, options.chunk_overlap)]
-        sources = [{"id": f"chunk{i}", "chunk": c} for i, c in enumerate(chunks)]
+        # every passage of a chunk is asked about on its own, with the whole chunk as its context: asked about a
+        # whole chunk at once, the teacher wrote about its first and most salient facts and skipped the rest
+        passages = [chunk_text(c, count_tokens, FOCUS_TOKENS, 0) for c in chunks]
+        sources = [{"id": f"chunk{i}.{k}", "chunk": chunk, "focus": focus}
+                   for i, chunk in enumerate(chunks) for k, focus in enumerate(passages[i])]  # fmt: skip
         kind, flavour, task = "knowledge", "knowledge", leaf.document_outline
     elif isinstance(leaf, Skill):
         examples = [e.model_dump(exclude_none=True) for e in leaf.seed_examples]
@@ -194,13 +199,17 @@ def block_calls(
     if block.type == "expand":
         if not items:
             return []
-        for j in range(math.ceil(plan.target / block.per_call)):
+        n_calls = math.ceil(plan.target / block.per_call)
+        every_item = block.every_item and plan.limit is None  # however small the target
+        if every_item:
+            n_calls = len(items) * math.ceil(n_calls / len(items))
+        for j in range(n_calls):
             call_id = f"{index}.{j}"
             source = items[j % len(items)]
-            count = min(block.per_call, plan.target - j * block.per_call)
+            count = block.per_call if every_item else min(block.per_call, plan.target - j * block.per_call)
             rng = random.Random(_seed(seed, plan.slug, block.name, call_id, "examples"))
             values = {"task": plan.task, "outline": plan.task, "count": count, "item": source}
-            values["examples"] = _examples(plan, block, rng, source.get("chunk", ""))
+            values["examples"] = _examples(plan, block, rng, source.get("focus") or source.get("chunk", ""))
             calls.append(
                 Call(
                     call_id,
@@ -212,8 +221,11 @@ def block_calls(
                 )
             )
         return calls
-    if block.type == "mcq" and plan.limit is not None:
-        items = items[: plan.limit]
+    if block.type == "mcq":  # one question per chunk, not per passage
+        first: dict[str, dict] = {}
+        for item in items:
+            first.setdefault(item["chunk"], item)
+        items = list(first.values())[: plan.limit]
     for item in items:
         if block.type == "judge":
             examples = _judge_examples(plan, block, seed)

@@ -38,6 +38,7 @@ class Block(BaseModel):
     examples: int = Field(3, ge=0, le=20)  # seed examples shown in the prompt
     stop: list[str] = Field(default_factory=list)  # where an answer ends (a few-shot teacher goes on past it)
     anchors: Literal["question", "answer"] | None = None  # judge: what its known-good/bad anchors spoil
+    every_item: bool = False  # expand: ask about every input item (each passage of a document), whatever the target
 
     @model_validator(mode="after")
     def _needs(self) -> Block:
