@@ -1,5 +1,5 @@
 """Base against tuned on the taxonomy's own questions: per-leaf verdicts from a scripted judge over real HTTP, and
-the quickstart's ROUGE-L comparison on tiny real models."""
+the quickstart's key-fact and JSON-field comparison on tiny real models."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ import pytest
 
 from finch.evaluate.branch import (
     LeafVerdict,
+    held_out_base_vs_tuned,
     leaf_verdicts,
-    quick_base_vs_tuned,
     run_mt_bench_branch,
     taxonomy_samples,
 )
 from finch.evaluate.data import EvalSample
+from finch.evaluate.metrics import json_fields
 from finch.evaluate.mt_bench import package_data_dir, read_judge_prompts
 from finch.taxonomy import sample_taxonomy_dir
 from tests.conftest import assert_one_line_error, run_finch
@@ -106,14 +107,29 @@ def test_mt_bench_branch_cli(tmp_path, finch_home):
     assert rows[1]["tuned"]["answer"] == rows[1]["reference"] == "2021-03-05"
 
 
-def test_quick_base_vs_tuned_on_tiny_models(tiny_llama_dir, tmp_path):
+def test_held_out_base_vs_tuned_on_tiny_models(tiny_llama_dir, tmp_path):
     from finch.taxonomy import check_taxonomy
-    from finch.train.seed_data import seed_rows
+    from finch.train.seed_data import seed_rows, split_seed_rows
     from tests.tiny_models import write_tiny_lora
 
-    rows = seed_rows(check_taxonomy([sample_taxonomy_dir()], skip_documents=True))
+    held_out = split_seed_rows(seed_rows(check_taxonomy([sample_taxonomy_dir()], skip_documents=True)))[1]
     run = write_tiny_lora(tiny_llama_dir, tmp_path / "run")
-    verdicts = quick_base_vs_tuned(str(tiny_llama_dir), str(run), rows, tmp_path / "models", per_leaf=1, max_tokens=4)
-    assert [v.questions for v in verdicts] == [1, 1, 1] and len({v.leaf for v in verdicts}) == 3
-    assert all(0.0 <= v.base <= 1.0 and 0.0 <= v.tuned <= 1.0 for v in verdicts)
-    assert all(v.verdict in ("IMPROVED", "REGRESSED", "UNCHANGED") for v in verdicts)
+    report = held_out_base_vs_tuned(str(tiny_llama_dir), str(run), held_out, tmp_path / "models", max_tokens=4)
+    assert [leaf["questions"] for leaf in report["leaves"]] == [1, 1, 4]  # order_details, iso_dates, knowledge
+    assert len(report["questions"]) == len(held_out) == 6
+    order, dates, knowledge = report["leaves"]
+    # four random tokens are no JSON object and hold no key fact
+    assert (order["json_checked"], order["json_fields"]) == (1, {"base": 0, "tuned": 0})
+    assert dates["json_checked"] == knowledge["json_checked"] == 0
+    assert knowledge["with_facts"] == 4 and knowledge["all_held"] == {"base": 0, "tuned": 0}
+    # an extraction's facts are all in its question, so the JSON fields are its check
+    assert order["with_facts"] == 0 and report["questions"][-1]["facts"]
+
+
+def test_json_fields_checks_the_keys_of_a_json_reference():
+    reference = '{"name": "Owen Price", "item": "bamboo cutting board", "quantity": 1, "deliver_by": null}'
+    assert json_fields('{"name": "X", "item": "y", "quantity": 2, "deliver_by": "2024-01-01"}', reference) is True
+    assert json_fields('```json\n{"name": "X", "item": "y", "quantity": 2, "deliver_by": null}\n```', reference)
+    assert json_fields('{"name": "X", "item": "y", "quantity": 2}', reference) is False  # a field missing
+    assert json_fields('{"name": "Marta Lindqvist", "teapot_blue enamel teapot", "quantity": 3', reference) is False
+    assert json_fields("2021-03-05", "2021-03-05") is None  # not a JSON reference: the check does not apply

@@ -146,16 +146,27 @@ def run_mt_bench_branch(models: dict[str, str], samples: list[EvalSample], judge
     return results, per_sample, verdicts, answers, judgements
 
 
-def quick_base_vs_tuned(base: str, tuned: str, rows: list[dict], models_dir: Path, per_leaf: int = 3,
-                        max_tokens: int = 48, backend: str = "transformers") -> list[LeafVerdict]:  # fmt: skip
-    """For the quickstart: greedy answers of base and tuned to the first `per_leaf` questions of each leaf of `rows`
-    (chat rows with metadata.leaf/kind, e.g. seed_rows(report) or a dataset's test.jsonl), scored by ROUGE-L against
-    the reference answers; one verdict per leaf. A couple of minutes on the built-in model on two cores."""
-    from finch.evaluate.metrics import rouge_l
+def held_out_base_vs_tuned(base: str, tuned: str, rows: list[dict], models_dir: Path,
+                           max_tokens: int = 128) -> dict:  # fmt: skip
+    """For the quickstart: greedy answers of base and tuned to every held-out question of `rows` (chat rows with
+    metadata.leaf/kind, e.g. a dataset's test.jsonl), scored by key facts (finch.evaluate.key_facts); where the
+    reference is a JSON object, also whether the answer is one with the same fields. key_fact_report's report, with
+    `json_fields` per answer and per leaf (None where it does not apply)."""
+    from finch.evaluate.key_facts import key_fact_report
+    from finch.evaluate.metrics import json_fields
 
-    samples = samples_from_rows(rows, ("knowledge", "skill"), per_leaf)
+    samples = samples_from_rows(rows, ("knowledge", "skill"), None)
     if not samples:
         raise UsageError("no questions to compare on: the rows hold no knowledge or skill leaf.")
-    answers = answer_all({"base": base, "tuned": tuned}, samples, models_dir, max_tokens, backend)
-    references = [s.reference for s in samples]
-    return leaf_verdicts(samples, rouge_l(answers["base"], references), rouge_l(answers["tuned"], references))
+    labels = ("base", "tuned")
+    answers = answer_all(dict(zip(labels, (base, tuned))), samples, models_dir, max_tokens, "transformers")
+    report = key_fact_report(samples, answers)
+    for row in report["questions"]:
+        for label in labels:
+            row["answers"][label]["json_fields"] = json_fields(row["answers"][label]["answer"], row["reference"])
+    for leaf in report["leaves"]:
+        checked = [row["answers"] for row in report["questions"] if row["leaf"] == leaf["leaf"]]
+        checked = [a for a in checked if a["base"]["json_fields"] is not None]
+        leaf["json_checked"] = len(checked)
+        leaf["json_fields"] = {label: sum(a[label]["json_fields"] for a in checked) for label in labels}
+    return report

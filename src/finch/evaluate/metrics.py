@@ -61,3 +61,22 @@ def score(predictions: list[str], references: list[str]) -> tuple[dict[str, floa
         **{name: sum(values) / len(values) for name, values in per_sample.items()},
     }
     return corpus, per_sample
+
+
+def json_fields(answer: str, reference: str) -> bool | None:
+    """Whether the answer is one JSON object with exactly the reference's keys; None when the reference is not a JSON
+    object (the check does not apply). A skill whose answers are records is learned only when they parse."""
+    import json
+
+    def parsed(text: str):
+        try:
+            value = json.loads(text.strip().removeprefix("```json").removeprefix("```").removesuffix("```"))
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    wanted = parsed(reference)
+    if wanted is None:
+        return None
+    got = parsed(answer)
+    return got is not None and set(got) == set(wanted)
