@@ -99,10 +99,14 @@ def student_token_counter(model_ref: str, models_dir: Path):
 def generate(
     taxonomy: Path = typer.Option(None, "--taxonomy", help="Taxonomy folder (default: the workspace taxonomy)."),
     leaves: list[str] = typer.Option(None, "--leaves", help="`all` (default), `changed` (git diff), or paths."),
-    pipeline: str = typer.Option("simple", "--pipeline", help="simple, full, or a pipeline YAML file."),
+    pipeline: str = typer.Option(
+        "full", "--pipeline", help="full (generate, judge, deduplicate), simple (one step, no judge) or a YAML file."
+    ),
     teacher: str = typer.Option(None, "--teacher", help="Teacher model or OpenAI-compatible URL (default: config)."),
     teacher_model: str = typer.Option(None, "--teacher-model", help="Model name to ask a URL teacher for."),
-    scale: int = typer.Option(2, "--scale", min=1, help="Samples to generate per seed example."),
+    scale: int = typer.Option(
+        5, "--scale", min=1, help="Samples per seed example (knowledge: at least; every passage is asked about)."
+    ),
     workers: int = typer.Option(8, "--workers", min=1, help="Concurrent requests to a URL teacher."),
     output: Path = typer.Option(None, "--output", help="Dataset folder; rerunning into it resumes."),
     seed: int = typer.Option(42, "--seed"),

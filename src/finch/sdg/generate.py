@@ -39,7 +39,7 @@ AGAIN = ".again"  # a retry's call id: the call's, with this after it
 @dataclass
 class GenerateOptions:
     output: Path
-    scale: int = 2  # samples to generate per seed example
+    scale: int = 5  # samples to generate per seed example (knowledge: at least; every passage is asked about)
     seed: int = 42
     workers: int = 8  # concurrent teacher calls (HTTP teachers; in-process ones take one at a time)
     chunk_tokens: int = 400
