@@ -27,7 +27,10 @@ def train(
     ),
     max_steps: int = typer.Option(None, help="Optimiser steps; wins over --epochs."),
     epochs: float = typer.Option(None, help="Passes over the training data (default 1)."),
-    lr: float = typer.Option(None, help="Peak learning rate (default 2e-4), cosine schedule with warmup."),
+    lr: float = typer.Option(
+        None,
+        help="Peak learning rate, cosine schedule with warmup (default: by model size, 2e-3 under 600M parameters).",
+    ),
     batch_size: int = typer.Option(None, help="Samples per micro-batch, packed into rows (default 4)."),
     grad_accum: int = typer.Option(None, help="Micro-batches per optimiser step (default 1)."),
     max_seq_len: int = typer.Option(None, help="Tokens per packed row; longer samples are skipped (default 1024)."),

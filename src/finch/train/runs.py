@@ -7,7 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from finch.errors import UsageError
-from finch.train.config import TrainConfig
+from finch.models.info import count_parameters
+from finch.train.config import TrainConfig, default_lr
 from finch.train.data import data_files
 from finch.train.distributed import launch
 from finch.train.dpo import read_preferences, train_dpo
@@ -77,6 +78,8 @@ def start_run(
     if resolved.kind == "adapter":
         raise UsageError(f"--model {config.model}: is a trained adapter; training on top of one is not supported yet.")
     hf_dir = prepare_model(resolved)
+    if config.lr is None:
+        config = config.model_copy(update={"lr": default_lr(count_parameters(hf_dir)[0], config.method)})
     if config.method == "dpo":
         if resume:
             raise UsageError("--resume: DPO runs cannot be resumed yet; start the run again.")
