@@ -48,29 +48,9 @@ def test_model_info_prepares_once_offline(builtin):
     assert "quantization_config" not in config
 
 
-def test_model_list_and_quickstart_reuse_the_cache(builtin):
+def test_model_list_shows_the_prepared_model(builtin):
     listed = json.loads(run_finch("model", "list", "--json", env=builtin["env"]).stdout)
-    assert {m["name"] for m in listed} == {"gemma-3-270m", "gemma-3-270m (gguf)"}
-    result = run_finch("quickstart", env=builtin["env"])
-    assert result.returncode == 0, result.stderr
-    assert "Preparing" not in result.stderr
-    assert "Gemma3ForCausalLM" in result.stdout and "268M parameters" in result.stdout
-    assert "checked 3 leaves: all valid" in result.stdout
-    assert "gemma-3-270m (llama-cpp):" in result.stdout
-    # the data stage reports per-leaf, per-stage counts, however few samples the small teacher gets through
-    assert "5. synthetic data" in result.stdout and "dedup" in result.stdout
-    report = json.loads((builtin["home"] / "datasets" / "quickstart-gemma-3-270m" / "report.json").read_text())
-    assert report["complete"] and [leaf["status"] for leaf in report["leaves"]] == ["complete"] * 3
-    assert report["test"] == 6  # the held-out seed examples: 1 of 6, 1 of 7 and 4 of 20 (finch.taxonomy.hold_out)
-    assert "trained 12 steps" in result.stdout and "after:" in result.stdout
-    # base vs tuned on the held-out seed questions: one row per leaf, whatever the verdict
-    seeds = builtin["home"] / "datasets" / "quickstart-seeds"
-    assert len((seeds / "test.jsonl").read_text().splitlines()) == 6
-    assert "7. base vs tuned" in result.stdout
-    for leaf in ("knowledge->products->kestrel_vane_k230", "compositional_skills->formatting->iso_dates"):
-        assert leaf in result.stdout.split("7. base vs tuned")[1]
-    assert "q4_k_m GGUF (llama-cpp):" in result.stdout
-    assert list((builtin["home"] / "runs").glob("*/exports/*/Modelfile"))
+    assert {"gemma-3-270m", "gemma-3-270m (gguf)"} <= {m["name"] for m in listed}
 
 
 @pytest.fixture(scope="module")

@@ -146,10 +146,13 @@ class ScriptedTeacher(ThreadingHTTPServer):
             passage = prompt.split("Passage:\n", 1)[1].split("\n\nAnswer with", 1)[0]
             return f"What does the passage say about {passage.strip()}?", "stop"
         if "Answer with the letter of the right choice" in prompt:  # its own question: every 4th it gets wrong
-            if int(re.search(r"in the excerpt (\d+)\?", prompt).group(1)) % 4 == 1:
+            number = int(re.search(r"in the excerpt (\d+)\?", prompt).group(1))
+            letters = re.findall(r"^([ABCD])\) (.+)$", prompt, re.M)
+            right = next(letter for letter, text in letters if text == words(number, 2, 3))  # what it wrote as B
+            if number % 4 == 1:
                 self._count("mcq_unconfirmed")
-                return "C) is right.", "stop"
-            return "B", "stop"
+                return f"{'A' if right != 'A' else 'D'}) is right.", "stop"
+            return right, "stop"
         if "Write one multiple-choice question" in prompt:
             if seed % 3 == 0:
                 self._count("mcq_malformed")

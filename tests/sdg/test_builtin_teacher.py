@@ -1,5 +1,6 @@
-"""`finch data generate --pipeline full` with the built-in teacher (Gemma 3 270M base, llama.cpp) on the sample
-taxonomy: every leaf gets training data, judged by the teacher's probabilities over the rating digits."""
+"""`finch data generate --pipeline full` with the built-in teacher (Qwen2.5-Coder-1.5B-Instruct, llama.cpp) on the
+sample taxonomy: every leaf gets training data, judged by the teacher's probabilities over the rating digits, and
+every exam question asked is confirmed or dropped."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def test_full_pipeline_with_the_builtin_teacher_fills_every_leaf_counts_every_st
             assert stage["generated"] == stage["kept"] + sum(stage["rejected"].values()), stage
         first = leaf["stages"][0 if leaf["kind"] == "skill" else 1]  # one call: asked again if it read as nothing
         assert first["generated"] == LIMIT * (1 + first.get("retries", 0)), first
-        assert leaf["train"] > 0, leaf  # the knowledge leaf too: its answers are prefilled with "Question:"
+        assert leaf["train"] > leaf["seed_rows"], leaf  # rows of the teacher's, not only the seed examples
     train = rows(out / "train.jsonl")
     assert len(train) == report["train"]
     # the test set is the held-out seed examples (1 of 6, 1 of 7, 4 of 20), none of them trained on
@@ -59,3 +60,11 @@ def test_full_pipeline_with_the_builtin_teacher_fills_every_leaf_counts_every_st
         if "judge" in name and records:
             assert records[0].get("anchor") == "good" and records[0]["rating"] is not None, name
     assert "judge_responses" in result.stdout and f"train {report['train']} rows" in result.stdout
+
+
+def test_the_builtin_teacher_writes_exam_questions_it_answers_itself(generated):
+    mcq = rows(generated["out"] / "knowledge_mcq.jsonl")
+    stage = next(s for s in generated["leaves"]["knowledge"]["stages"] if s["stage"] == "mcq")
+    assert len(mcq) == stage["kept"] >= 1  # of LIMIT chunks asked, at least one confirmed
+    for question in mcq:
+        assert len(set(question["choices"])) == 4 and 0 <= question["answer"] <= 3 and question["context"]

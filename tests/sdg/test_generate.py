@@ -24,7 +24,7 @@ from tests.sdg.helpers import (
     seed_examples,
     shown_seed_count,
 )
-from tests.sdg.teacher import judged_item
+from tests.sdg.teacher import judged_item, words
 
 
 def rejected_by_reason(report) -> Counter:
@@ -132,8 +132,10 @@ def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teac
         "mcq_unconfirmed"]  # fmt: skip
     assert len(mcq) == emitted["mcq_good"] - emitted["mcq_unconfirmed"] == stage(report, "knowledge", "mcq")["kept"]
     assert not [q for q in mcq if int(q["question"].rsplit(" ", 1)[1].rstrip("?")) % 4 == 1]
-    for question in mcq:
-        assert len(question["choices"]) == 4 and question["answer"] == 1 and question["context"]
+    for question in mcq:  # the teacher wrote the right choice as B; the choices are shuffled
+        assert len(question["choices"]) == 4 and question["context"]
+        assert question["choices"][question["answer"]] == words(int(question["question"].split()[-1][:-1]), 2, 3)
+    assert len({question["answer"] for question in mcq}) > 1
     recipe = yaml.safe_load((out / "recipe.yaml").read_text())
     assert [p["name"] for p in recipe["phases"]] == ["knowledge", "skills"]
     assert json.loads((out / "report.json").read_text()) == report
@@ -147,7 +149,7 @@ def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teac
     # a rejected answer is kept in the journal, so an empty leaf can be explained; the confirmations keep the letter
     confirm = {name: records for name, records in journals(out).items() if name.endswith("-confirm.jsonl")}
     assert [len(records) for records in confirm.values()] == [emitted["mcq_good"]]
-    assert {r["picked"] for r in next(iter(confirm.values()))} == {"B", "C"}
+    assert {r["confirmed"] for r in next(iter(confirm.values()))} == {True, False}
     records = [r for name, records in journals(out).items() if name not in confirm for r in records]
     assert all(("raw" in r) == bool(r["rejected"]) for r in records)
     assert any(r.get("raw") == "Looks fine to me!" for r in records)

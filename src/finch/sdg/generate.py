@@ -316,7 +316,7 @@ def apply_block(block: Block, call: Call, text: str, finish_reason: str) -> dict
         if question is None:
             rejected["parse_error"] = 1
         else:
-            record["mcq"] = {**question, "context": call.item.get("chunk", "")}
+            record["mcq"] = {**shuffled(question, _seed(call.id)), "context": call.item.get("chunk", "")}
         record["kept"] = 0 if question is None else 1
     record["items"] = kept
     record["rejected"] = rejected
@@ -416,6 +416,14 @@ def conversation(backend, call: Call) -> tuple[list[dict[str, str]], str]:
     if call.prefill and hasattr(backend, "prompt_format"):
         return [*call.messages, {"role": "assistant", "content": call.prefill}], call.prefill
     return call.messages, ""
+
+
+def shuffled(question: dict, seed: int) -> dict:
+    """The question with its choices in a seeded order: a teacher writes the right choice first far more often than
+    not, which a benchmark would reward in a model that always answers A, and its own check would share."""
+    order = list(range(len(question["choices"])))
+    random.Random(seed).shuffle(order)
+    return {**question, "choices": [question["choices"][i] for i in order], "answer": order.index(question["answer"])}
 
 
 def retry_of(block: Block, call: Call, record: dict[str, Any]) -> Call | None:
