@@ -31,7 +31,7 @@ from finch.sdg.pipeline import Block, Pipeline, load_prompt
 from finch.taxonomy import Knowledge, LeafResult, Skill, hold_out
 
 WORK = ".work"
-FOCUS_TOKENS = 80  # a knowledge passage asked about in one call: a paragraph, a few sentences or list lines
+FOCUS_TOKENS = 120  # a knowledge passage asked about in one call: a paragraph, a few sentences or list lines
 RAW_KEPT = 2000  # characters of a rejected answer kept in the journal
 AGAIN = ".again"  # a retry's call id: the call's, with this after it
 
