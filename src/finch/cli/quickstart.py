@@ -1,29 +1,35 @@
-"""`finch quickstart`: the whole job on the built-in model, one stage per capability that has landed."""
+"""`finch quickstart`: the whole LAB loop on the built-in models, offline: taxonomy → synthetic data from the built-in
+teacher → LoRA training on it → base vs tuned on held-out seed questions → a q4_k_m GGUF asked one of them."""
 
 from __future__ import annotations
 
-import time
+import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
+from rich.table import Table
 
 from finch.config import Config, init_workspace, load_settings
 from finch.errors import FinchError
-from finch.ui import out
+from finch.ui import err, out
 
-QUESTION = "What does a weather station measure?"
-QUICK_STEPS = 12  # about two minutes of fp32 LoRA on two CPU cores with the 270M model
+# Synthetic samples asked per seed example, for the skills: 18 and 21 on the sample's two skill leaves. A knowledge leaf
+# is asked about every passage of its document whatever the scale (102 pairs from the sample's 1,800-word manual).
+QUICK_SCALE = 3
 
 
 def quickstart(
-    model: str = typer.Option(None, help="Model to use (default: the configured model, gemma-3-270m)."),
+    model: str = typer.Option(None, help="Student to fine-tune (default: the configured model, gemma-3-270m)."),
+    teacher: str = typer.Option(
+        None, help="Teacher that writes and judges the data (default: the configured teacher, the built-in one)."
+    ),
+    scale: int = typer.Option(
+        QUICK_SCALE, min=1, help="Synthetic samples per seed example: fewer is quicker and teaches less."
+    ),
 ) -> None:
-    """The whole job on the built-in model: workspace, taxonomy check, model, one answer, a little synthetic data, a
-    first LoRA run, base vs tuned on held-out questions, and a q4_k_m GGUF export asked the same question."""
-    from finch.inference import GenerationParams, load_backend
-    from finch.models.info import model_info
-    from finch.models.prepare import prepare_model
-    from finch.models.resolve import resolve_model
+    """The whole loop on the built-in models: workspace, taxonomy check, synthetic data from the built-in teacher,
+    LoRA training on it, base vs tuned on held-out seed questions, and a q4_k_m GGUF export asked one of them."""
     from finch.taxonomy import check_workspace_taxonomy
 
     settings = load_settings()
@@ -41,178 +47,185 @@ def quickstart(
     if not report.ok:
         raise FinchError(f"the taxonomy in {settings.path('taxonomy_dir')} has errors; fix them and run again.")
 
-    out.rule("[bold]3. model")
-    ref = model or settings.config.model
-    resolved = resolve_model(ref, settings.path("models_dir"))
-    info = model_info(resolved, prepare_model(resolved))
-    out.print(
-        f"{info.name}: {info.architecture}, {info.parameters / 1e6:.0f}M parameters, "
-        f"context {info.context_length}, chat format {info.chat_format}\n  HF-format directory: {info.path}"
-    )
+    student, teacher = model or settings.config.model, teacher or settings.config.teacher
+    out.rule("[bold]3. models")
+    show_models(student, teacher, settings)
 
-    out.rule("[bold]4. one answer")
-    backend = load_backend(ref, settings.path("models_dir"), ctx=1024)
-    try:
-        [[answer]] = backend.chat(
-            [[{"role": "user", "content": QUESTION}]], GenerationParams(temperature=0, max_tokens=48)
-        )
-    finally:
-        backend.close()
-    out.print(f"[bold]user:[/] {QUESTION}\n[bold]{info.name} ({backend.name}):[/] ", end="")
-    out.print(answer.text.strip() or "(empty)", markup=False)
-    out.print(
-        "The base model has not been taught anything yet: its answer shows where fine-tuning starts. "
-        "Try `finch chat` to talk to it, `finch serve` for an OpenAI-compatible API."
-    )
+    out.rule("[bold]4. synthetic data")
+    dataset = quickstart_data(settings, report.leaves, teacher, student, scale)
 
-    out.rule("[bold]5. synthetic data")
-    dataset = quickstart_data(settings, report.leaves, ref)
-    out.print(
-        f"A small taste of `finch data generate` ({SAMPLES_PER_LEAF} samples asked per leaf, simple pipeline). "
-        f"{settings.config.teacher} is a weak teacher, so few samples pass; a stronger one (--teacher URL) and the "
-        f"full pipeline make real training data. See the samples: `finch data show {dataset}`."
-    )
+    out.rule("[bold]5. training")
+    run_dir = quick_train(dataset, student, settings)
 
-    out.rule("[bold]6. a first training run")
-    run_dir = quick_train(report, ref, settings)
+    out.rule("[bold]6. base vs tuned")
+    quick_evaluate(student, run_dir, dataset, settings)
 
-    out.rule("[bold]7. base vs tuned")
-    quick_evaluate(ref, run_dir, settings)
-
-    out.rule("[bold]8. export for llama.cpp and Ollama")
-    gguf = quick_export(run_dir, report, settings)
+    out.rule("[bold]7. export for llama.cpp and Ollama")
+    gguf = quick_export(run_dir, dataset, settings)
 
     out.rule("[bold]next")
     out.print(
         f"The run directory {run_dir} and the export {gguf} are model references: `finch chat --model {gguf}`. "
-        "Next: `finch data generate --teacher URL` with a strong teacher for real training data, `finch train` on "
-        "it, and `finch evaluate` against the base."
+        f"The same loop on your own taxonomy: `finch data generate --pipeline full`, `finch train --data DATASET`, "
+        f"`finch evaluate --model RUN --base {student} --benchmark key_facts`."
     )
 
 
-def quick_evaluate(ref: str, run_dir: Path, settings) -> None:
-    """Base vs tuned on the seed questions the run held out, per leaf, by ROUGE-L against the taxonomy's answers."""
-    import json
-
-    from finch.cli.evaluate import print_verdicts
-    from finch.evaluate.branch import quick_base_vs_tuned
-
-    test = settings.path("datasets_dir") / "quickstart-seeds" / "test.jsonl"
-    rows = [json.loads(line) for line in test.read_text(encoding="utf-8").splitlines() if line.strip()]
-    verdicts = quick_base_vs_tuned(ref, str(run_dir), rows, settings.path("models_dir"))
-    print_verdicts(verdicts, "ROUGE-L")
-    out.print(
-        f"{len(rows)} seed questions the run never trained on. {QUICK_STEPS} steps on a few examples mostly teach the "
-        "answer format, not new facts; real runs train on synthetic data (`finch data generate`) and are judged with "
-        f"`finch evaluate --model {run_dir} --base {ref} --benchmark mt_bench_branch` and friends."
-    )
-
-
-def quick_export(run_dir: Path, report, settings) -> Path:
-    """The run as a q4_k_m GGUF with its Ollama Modelfile, and the first seed question asked of it via llama.cpp.
-
-    The built-in base came from a Q4_K_M file, so a plain re-quantization would round the short run's changes back
-    onto the base's grid (finch.export.quantize); the export says which tensors it wrote finer to keep them.
-    """
-    from finch.cli.common import human_bytes
-    from finch.export import export_model
-    from finch.inference import GenerationParams, load_backend
+def show_models(student: str, teacher: str, settings) -> None:
+    """Prepare both models (once) and say what they are."""
+    from finch.inference.loader import is_url
+    from finch.models.info import gguf_model_info, model_info
+    from finch.models.prepare import ready_model
     from finch.models.resolve import resolve_model
-    from finch.train.seed_data import seed_rows
 
     models_dir = settings.path("models_dir")
-    result = export_model(resolve_model(str(run_dir), models_dir), "gguf", "q4_k_m")
-    out.print(f"wrote {result.path} ({human_bytes(result.path.stat().st_size)}) and its Modelfile")
-    for note in result.notes:
-        out.print(note, markup=False)
-    question = seed_rows(report)[0]["messages"][:1]
-    backend = load_backend(str(result.path), models_dir, ctx=1024)
+    for role, ref in (("student", student), ("teacher", teacher)):
+        if is_url(ref):
+            out.print(f"{role}: {ref}")
+            continue
+        resolved = resolve_model(ref, models_dir)
+        path = ready_model(resolved)
+        info = gguf_model_info(resolved, path) if path.suffix == ".gguf" else model_info(resolved, path)
+        out.print(f"{role}: {info.name}, {info.architecture}, {info.parameters / 1e6:.0f}M parameters ({info.path})")
+
+
+def quickstart_data(settings, leaves, teacher: str, student: str, scale: int) -> Path:
+    """Synthetic data for every leaf from the teacher with the full pipeline (generate, judge, deduplicate); a rerun
+    resumes. Prints the per-leaf, per-stage counts."""
+    from finch.cli.data import RichProgress, print_summary, student_token_counter
+    from finch.inference import load_backend
+    from finch.sdg import GenerateOptions, generate_dataset, load_pipeline
+
+    output = settings.path("datasets_dir") / f"quickstart-{teacher.replace('/', '_').replace(':', '_')}-x{scale}"
+    options = GenerateOptions(output=output, scale=scale)
+    out.print(
+        f"{teacher} writes {scale} samples per seed example and judges them (the full pipeline); every 5th "
+        "seed example of a leaf is held out: never shown to the teacher, never trained on."
+    )
+    count_tokens = student_token_counter(student, settings.path("models_dir"))
+    backend = load_backend(teacher, settings.path("models_dir"), ctx=4096)
+    progress = RichProgress()
     try:
-        [[answer]] = backend.chat([question], GenerationParams(temperature=0, max_tokens=64))
+        report = generate_dataset(leaves, backend, load_pipeline("full"), options, count_tokens, progress)
     finally:
+        progress.progress.stop()
         backend.close()
-    out.print(f"[bold]user:[/] {question[0]['content']}\n[bold]q4_k_m GGUF (llama-cpp):[/] ", end="")
-    out.print(f"{answer.text.strip() or '(empty)'}  [finish: {answer.finish_reason}]", markup=False)
-    return result.path
+    print_summary(report)
+    out.print(f"See the samples: `finch data show {output}`.")
+    return output
 
 
-def quick_train(report, ref: str, settings) -> Path:
-    """A few LoRA steps on the taxonomy's own seed examples, then the same question before and after."""
+def quick_train(dataset: Path, student: str, settings) -> Path:
+    """LoRA on the generated data with finch train's defaults, then one held-out question before and after."""
     from finch.cli.train import TrainProgress
-    from finch.inference import GenerationParams, load_backend
     from finch.train import TrainConfig
     from finch.train.runs import start_run
-    from finch.train.seed_data import seed_rows, split_seed_rows, write_seed_dataset
-    from finch.ui import err
 
-    dataset = write_seed_dataset(report, settings.path("datasets_dir") / "quickstart-seeds")
-    train_rows, test_rows = split_seed_rows(seed_rows(report))
-    first = train_rows[0]["messages"]
-    config = TrainConfig(
-        data=dataset,
-        model=ref,
-        max_steps=QUICK_STEPS,
-        lr=1e-3,
-        batch_size=1,
-        max_seq_len=256,
-        save_every=0,
-        warmup_ratio=0.1,
-        output=settings.path("runs_dir") / f"quickstart-{time.strftime('%Y%m%d-%H%M%S')}",
-    )
-    out.print(
-        f"{QUICK_STEPS} LoRA steps on {len(train_rows)} seed question/answer pairs of the taxonomy, {len(test_rows)} "
-        "held out for the comparison below (real runs train on synthetic data generated from them)."
-    )
+    config = TrainConfig(data=dataset, model=student, output=settings.path("runs_dir") / f"quickstart-{dataset.name}")
+    if (config.output / "run.yaml").exists():
+        out.print(f"{config.output} holds the last quickstart's run; training again in a fresh folder.")
+        config.output = config.output.with_name(f"{config.output.name}-{_now()}")
     progress = TrainProgress()
     try:
         result = start_run(
             config,
             settings.path("models_dir"),
             settings.path("runs_dir"),
-            ref,
+            student,
             on_step=progress.update,
             on_message=lambda message: err.print(message, markup=False),
         )
     finally:
         progress.stop()
     out.print(
-        f"trained {result.steps} steps: loss {result.log[0]['loss']:.3f} -> {result.train_loss:.3f}, "
-        f"{result.tokens_per_s:.0f} tokens/s; run directory {result.run_dir}"
+        f"trained {result.steps} steps ({config.epochs:g} epochs, lr {config.lr:g}, LoRA rank {config.lora_rank}): "
+        f"loss {result.log[0]['loss']:.3f} -> {result.train_loss:.3f}, {result.tokens_per_s:.0f} tokens/s; "
+        f"run directory {result.run_dir}"
     )
-    question = [first[0]]
-    params = GenerationParams(temperature=0, max_tokens=48)
-    for label, model_ref in (("before", ref), ("after", str(result.run_dir))):
-        backend = load_backend(model_ref, settings.path("models_dir"), backend="transformers", ctx=1024)
-        try:
-            [[answer]] = backend.chat([question], params)
-        finally:
-            backend.close()
-        out.print(f"[bold]{label}:[/] ", end="")
-        out.print(answer.text.strip() or "(empty)", markup=False)
-    out.print(f"[bold]user:[/] {question[0]['content']}\n[bold]taxonomy answer:[/] ", end="")
-    out.print(first[1]["content"], markup=False)
     return result.run_dir
 
 
-SAMPLES_PER_LEAF = 2  # keeps the stage to a couple of minutes on 2 cores with the built-in teacher
+def _now() -> str:
+    import time
+
+    return time.strftime("%Y%m%d-%H%M%S")
 
 
-def quickstart_data(settings, leaves, student: str):
-    """Generate a few samples per leaf with the configured teacher; prints the per-leaf, per-stage counts."""
-    from finch.cli.data import RichProgress, print_summary, student_token_counter
-    from finch.inference import load_backend
-    from finch.sdg import GenerateOptions, generate_dataset, load_pipeline
+def quick_evaluate(student: str, run_dir: Path, dataset: Path, settings) -> None:
+    """Base vs tuned on the held-out seed questions: per leaf, how many answers hold every key fact of the reference
+    (and, for a JSON skill, are a JSON object with its fields); then each question with both answers."""
+    from finch.evaluate.branch import held_out_base_vs_tuned
 
-    teacher = settings.config.teacher
-    output = settings.path("datasets_dir") / f"quickstart-{teacher.replace('/', '_').replace(':', '_')}"
-    options = GenerateOptions(output=output, scale=1, limit_per_leaf=SAMPLES_PER_LEAF)
-    count_tokens = student_token_counter(student, settings.path("models_dir"))
-    backend = load_backend(teacher, settings.path("models_dir"), ctx=4096)
-    progress = RichProgress()
+    rows = [json.loads(line) for line in (dataset / "test.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    out.print(f"{len(rows)} held-out seed questions, answered greedily by the base model and by the tuned one ...")
+    report = held_out_base_vs_tuned(student, str(run_dir), rows, settings.path("models_dir"))
+    (run_dir / "quickstart-eval.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    table = Table(title="held-out questions answered right (base -> tuned)", title_justify="left")
+    for column in ("leaf", "questions", "all key facts", "JSON with the right fields"):
+        table.add_column(column, justify="left" if column == "leaf" else "right")
+    for leaf in report["leaves"]:
+        facts, checked = leaf["with_facts"], leaf["json_checked"]
+        table.add_row(
+            escape(leaf["leaf"]),
+            str(leaf["questions"]),
+            f"{leaf['all_held']['base']}/{facts} -> {leaf['all_held']['tuned']}/{facts}" if facts else "-",
+            f"{leaf['json_fields']['base']}/{checked} -> {leaf['json_fields']['tuned']}/{checked}" if checked else "-",
+        )
+    out.print(table)
+    for row in report["questions"]:
+        out.print(f"[bold]Q:[/] {escape(_one_line(row['question']))}")
+        out.print(f"  [dim]reference:[/] {escape(_one_line(row['reference']))}")
+        if row["facts"]:
+            out.print(f"  [dim]key facts:[/] {escape(', '.join(row['facts']))}")
+        for label in ("base", "tuned"):
+            answer = row["answers"][label]
+            mark = {True: "[green]right[/]", False: "[red]wrong[/]", None: ""}[_right(answer)]
+            out.print(f"  [bold]{label}:[/] {escape(_one_line(answer['answer']))} {mark}")
+    out.print(
+        f"A question counts as right when the answer holds every key fact of the reference (numbers with units, "
+        f"dates, names: extracted from it, no model involved) and, for JSON answers, parses with the same fields. "
+        f"Details: {run_dir / 'quickstart-eval.json'}."
+    )
+
+
+def _right(answer: dict) -> bool | None:
+    checks = [c for c in (answer["all_held"], answer["json_fields"]) if c is not None]
+    return all(checks) if checks else None
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def quick_export(run_dir: Path, dataset: Path, settings) -> Path:
+    """The run as a q4_k_m GGUF with its Ollama Modelfile, and the first held-out knowledge question asked of it via
+    llama.cpp. The built-in base came from a Q4_K_M file, so a plain re-quantization would round the run's changes
+    back onto the base's grid (finch.export.quantize); the export says which tensors it wrote finer to keep them."""
+    from finch.cli.common import human_bytes
+    from finch.evaluate.key_facts import score_answer
+    from finch.export import export_model
+    from finch.inference import GenerationParams, load_backend
+    from finch.models.resolve import resolve_model
+
+    models_dir = settings.path("models_dir")
+    result = export_model(resolve_model(str(run_dir), models_dir), "gguf", "q4_k_m")
+    out.print(f"wrote {result.path} ({human_bytes(result.path.stat().st_size)}) and its Modelfile")
+    for note in result.notes:
+        out.print(note, markup=False)
+    rows = [json.loads(line) for line in (dataset / "test.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    row = next((r for r in rows if r["metadata"]["kind"] == "knowledge"), rows[0])
+    question, reference = row["messages"][0]["content"], row["messages"][1]["content"]
+    backend = load_backend(str(result.path), models_dir, ctx=1024)
     try:
-        report = generate_dataset(leaves, backend, load_pipeline("simple"), options, count_tokens, progress)
+        [[answer]] = backend.chat(
+            [[{"role": "user", "content": question}]], GenerationParams(temperature=0, max_tokens=128)
+        )
     finally:
-        progress.progress.stop()
         backend.close()
-    print_summary(report)
-    return output
+    scored = score_answer(question, reference, answer.text)
+    out.print(f"[bold]user:[/] {escape(question)}\n[bold]q4_k_m GGUF (llama-cpp):[/] ", end="")
+    out.print(f"{answer.text.strip() or '(empty)'}  [finish: {answer.finish_reason}]", markup=False)
+    held = [fact for fact, ok in zip(scored.facts, scored.held) if ok]
+    out.print(f"key facts held: {len(held)}/{len(scored.facts)} ({', '.join(held) or 'none'})", markup=False)
+    return result.path
