@@ -119,9 +119,10 @@ def quick_train(dataset: Path, student: str, settings) -> Path:
     """LoRA on the generated data with finch train's defaults, then one held-out question before and after."""
     from finch.cli.train import TrainProgress
     from finch.train import TrainConfig
+    from finch.train.run_dir import resolved_config
     from finch.train.runs import start_run
 
-    config = TrainConfig(data=dataset, model=student, output=settings.path("runs_dir") / f"quickstart-{dataset.name}")
+    config = TrainConfig(data=dataset, model=student, output=settings.path("runs_dir") / dataset.name)
     if (config.output / "run.yaml").exists():
         out.print(f"{config.output} holds the last quickstart's run; training again in a fresh folder.")
         config.output = config.output.with_name(f"{config.output.name}-{_now()}")
@@ -137,6 +138,7 @@ def quick_train(dataset: Path, student: str, settings) -> Path:
         )
     finally:
         progress.stop()
+    config = resolved_config(result.run_dir)  # with what start_run chose, the learning rate by model size
     out.print(
         f"trained {result.steps} steps ({config.epochs:g} epochs, lr {config.lr:g}, LoRA rank {config.lora_rank}): "
         f"loss {result.log[0]['loss']:.3f} -> {result.train_loss:.3f}, {result.tokens_per_s:.0f} tokens/s; "
