@@ -11,7 +11,7 @@ import pytest
 from finch.sdg import load_pipeline
 from finch.taxonomy import sample_taxonomy_dir
 from tests.conftest import run_finch
-from tests.sdg.helpers import journals, rows
+from tests.sdg.helpers import generated_rows, journals, rows
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +49,10 @@ def test_full_pipeline_with_the_builtin_teacher_fills_every_leaf_counts_every_st
     test = {r["messages"][0]["content"] for r in rows(out / "test.jsonl")}
     assert not test & {r["messages"][0]["content"] for r in train}
     flavours = {leaf["leaf"]: leaf["flavour"] for leaf in report["leaves"]}
-    for row in train:
+    assert sum(r["metadata"].get("source") == "seed" for r in train) == sum(
+        leaf["seed_rows"] for leaf in report["leaves"]
+    )
+    for row in generated_rows(out / "train.jsonl"):
         judges = {b.name: b.threshold for b in pipeline.blocks(flavours[row["metadata"]["leaf"]]) if b.type == "judge"}
         scores = row["metadata"]["scores"]
         assert set(scores) == set(judges), row

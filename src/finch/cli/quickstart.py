@@ -4,6 +4,7 @@ teacher → LoRA training on it → base vs tuned on held-out seed questions →
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import typer
@@ -12,6 +13,7 @@ from rich.table import Table
 
 from finch.config import Config, init_workspace, load_settings
 from finch.errors import FinchError
+from finch.fileio import read_jsonl
 from finch.ui import err, out
 
 # Synthetic samples asked per seed example, for the skills: 18 and 21 on the sample's two skill leaves. A knowledge leaf
@@ -125,7 +127,7 @@ def quick_train(dataset: Path, student: str, settings) -> Path:
     config = TrainConfig(data=dataset, model=student, output=settings.path("runs_dir") / dataset.name)
     if (config.output / "run.yaml").exists():
         out.print(f"{config.output} holds the last quickstart's run; training again in a fresh folder.")
-        config.output = config.output.with_name(f"{config.output.name}-{_now()}")
+        config.output = config.output.with_name(f"{config.output.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     progress = TrainProgress()
     try:
         result = start_run(
@@ -147,18 +149,12 @@ def quick_train(dataset: Path, student: str, settings) -> Path:
     return result.run_dir
 
 
-def _now() -> str:
-    import time
-
-    return time.strftime("%Y%m%d-%H%M%S")
-
-
 def quick_evaluate(student: str, run_dir: Path, dataset: Path, settings) -> None:
     """Base vs tuned on the held-out seed questions: per leaf, how many answers hold every key fact of the reference
     (and, for a JSON skill, are a JSON object with its fields); then each question with both answers."""
     from finch.evaluate.branch import held_out_base_vs_tuned
 
-    rows = [json.loads(line) for line in (dataset / "test.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    rows = read_jsonl(dataset / "test.jsonl")
     out.print(f"{len(rows)} held-out seed questions, answered greedily by the base model and by the tuned one ...")
     report = held_out_base_vs_tuned(student, str(run_dir), rows, settings.path("models_dir"))
     (run_dir / "quickstart-eval.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
@@ -215,7 +211,7 @@ def quick_export(run_dir: Path, dataset: Path, settings) -> Path:
     out.print(f"wrote {result.path} ({human_bytes(result.path.stat().st_size)}) and its Modelfile")
     for note in result.notes:
         out.print(note, markup=False)
-    rows = [json.loads(line) for line in (dataset / "test.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    rows = read_jsonl(dataset / "test.jsonl")
     row = next((r for r in rows if r["metadata"]["kind"] == "knowledge"), rows[0])
     question, reference = row["messages"][0]["content"], row["messages"][1]["content"]
     backend = load_backend(str(result.path), models_dir, ctx=1024)
