@@ -164,7 +164,7 @@ def quick_evaluate(student: str, run_dir: Path, dataset: Path, settings) -> None
     for leaf in report["leaves"]:
         facts, checked = leaf["with_facts"], leaf["json_checked"]
         table.add_row(
-            escape(leaf["leaf"]),
+            escape(leaf["leaf"].rsplit("->", 1)[-1]),  # the leaf's own name: the whole path does not fit the column
             str(leaf["questions"]),
             f"{leaf['all_held']['base']}/{facts} -> {leaf['all_held']['tuned']}/{facts}" if facts else "-",
             f"{leaf['json_fields']['base']}/{checked} -> {leaf['json_fields']['tuned']}/{checked}" if checked else "-",
