@@ -67,16 +67,17 @@ def run(mode: str, backend, leaf, pipeline: str, samples: int, seed: int) -> dic
         report = generate_dataset([leaf], backend, chosen, options)
         wall = time.perf_counter() - start
     stages = report["leaves"][0]["stages"]
+    accepted = report["train"] - report["leaves"][0]["seed_rows"]  # train.jsonl also holds the shown seed examples
     return {
         "mode": mode,
         "generated": stages[0]["generated"],
         "retries": stages[0].get("retries", 0),
         "rejected": stages[0]["rejected"],
-        "accepted": report["train"],
+        "accepted": accepted,
         "wall_s": round(wall, 1),
         "completion_tokens": backend.tokens,
         "tokens_per_s": round(backend.tokens / wall, 2),
-        "accepted_per_min": round(report["train"] / wall * 60, 2),
+        "accepted_per_min": round(accepted / wall * 60, 2),
     }
 
 
