@@ -66,17 +66,10 @@ def score(predictions: list[str], references: list[str]) -> tuple[dict[str, floa
 def json_fields(answer: str, reference: str) -> bool | None:
     """Whether the answer is one JSON object with exactly the reference's keys; None when the reference is not a JSON
     object (the check does not apply). A skill whose answers are records is learned only when they parse."""
-    import json
+    from finch.sdg.parse import json_object
 
-    def parsed(text: str):
-        try:
-            value = json.loads(text.strip().removeprefix("```json").removeprefix("```").removesuffix("```"))
-        except ValueError:
-            return None
-        return value if isinstance(value, dict) else None
-
-    wanted = parsed(reference)
+    wanted = json_object(reference)
     if wanted is None:
         return None
-    got = parsed(answer)
+    got = json_object(answer)
     return got is not None and set(got) == set(wanted)

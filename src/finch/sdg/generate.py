@@ -567,31 +567,22 @@ def run_leaf(
     return {"items": kept, "mcq": mcq, "stages": stages}
 
 
-def json_keys(text: str) -> tuple[dict | None, frozenset[str] | None]:
-    """(object, its keys) when `text` is one JSON object, a Markdown code fence around it allowed; else (None, None)."""
-    body = text.strip()
-    if body.startswith("```"):
-        body = body.split("\n", 1)[-1].rsplit("```", 1)[0]
-    try:
-        value = json.loads(body)
-    except ValueError:
-        return None, None
-    return (value, frozenset(value)) if isinstance(value, dict) else (None, None)
-
-
 def conform(items: list[dict], plan: LeafPlan) -> list[dict]:
     """A leaf whose seed answers are all JSON objects with the same keys teaches that format: a generated answer is
     kept only as such an object, written the way the seeds write it (one line, no code fence). Items that are not
     are marked `format` and dropped by deduplicate. Other leaves pass unchanged."""
-    shapes = {json_keys(e["answer"])[1] for e in plan.examples}
+    objects = [parse.json_object(e["answer"]) for e in plan.examples]
+    shapes = {None if value is None else frozenset(value) for value in objects}
     if len(shapes) != 1 or None in shapes:
         return items
     [keys] = shapes
     conformed = []
     for item in items:
-        value, found = json_keys(item["answer"])
-        conformed.append({**item, "answer": json.dumps(value, ensure_ascii=False)} if found == keys
-                         else {**item, "format": False})  # fmt: skip
+        value = parse.json_object(item["answer"])
+        if value is not None and set(value) == keys:
+            conformed.append({**item, "answer": json.dumps(value, ensure_ascii=False)})
+        else:
+            conformed.append({**item, "format": False})
     return conformed
 
 
