@@ -194,3 +194,22 @@ def test_every_passage_of_a_knowledge_document_is_asked_about_and_each_chunk_get
     assert sorted(call.item["chunk"] for call in exam) == sorted(chunks)
     simple = load_pipeline("simple").knowledge[0]  # a quick look asks for the target and no more
     assert len(block_calls(pipeline, simple, plan, plan.sources, seed=1, index=0)) == -(-plan.target // simple.per_call)
+
+
+def test_a_passage_dense_with_facts_is_asked_more_questions_than_a_sparse_one(tmp_path):
+    from finch.sdg.generate import GenerateOptions, block_calls, plan_leaf
+    from finch.sdg.pipeline import MAX_PER_CALL
+    from finch.taxonomy import check_taxonomy
+
+    [leaf] = [r for r in check_taxonomy([sample_taxonomy_dir()]).leaves if r.kind == "knowledge"]
+    plan = plan_leaf(leaf, GenerateOptions(output=tmp_path, scale=1), approximate_tokens)
+    pipeline = load_pipeline("full")
+    qa = pipeline.knowledge[1]
+    calls = block_calls(pipeline, qa, plan, plan.sources, seed=1, index=1)
+    counts = {call.item["focus"]: call.count for call in calls}
+    codes = next(count for focus, count in counts.items() if "E09" in focus)  # a table of error codes
+    sparse = next(count for focus, count in counts.items() if "true north" in focus)  # one instruction
+    assert sparse == qa.per_call < codes <= MAX_PER_CALL
+    fixed = qa.model_copy(update={"per_fact": None})
+    assert {c.count for c in block_calls(pipeline, fixed, plan, plan.sources, seed=1, index=1)} == {qa.per_call}
+    assert all(call.params.max_tokens >= 150 * call.count for call in calls)  # room for every pair asked

@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from finch.errors import UsageError
+from finch.evaluate.key_facts import extract_key_facts
 from finch.fileio import JsonlAppender, atomic_write_json, read_jsonl
 from finch.inference import GenerationParams
 from finch.sdg import judge, parse
 from finch.sdg.chunking import CountTokens, chunk_text
 from finch.sdg.dedup import NearDuplicates
-from finch.sdg.pipeline import Block, Pipeline, load_prompt
+from finch.sdg.pipeline import MAX_PER_CALL, Block, Pipeline, load_prompt
 from finch.taxonomy import Knowledge, LeafResult, Skill, hold_out
 
 WORK = ".work"
@@ -174,6 +175,14 @@ def _examples(plan: LeafPlan, block: Block, rng: random.Random, chunk: str = "")
 _WORD = re.compile(r"\w{4,}")
 
 
+def _count_for_facts(block: Block, passage: str) -> int:
+    """Questions to ask about a passage: one per `1 / per_fact` key facts it states. With a fixed count the
+    teacher asked about a passage's first facts and never reached the rest (a table of nine error codes got three
+    questions, and no row ever said what the last code means)."""
+    facts = len(extract_key_facts(passage))
+    return max(block.per_call, min(MAX_PER_CALL, math.ceil(block.per_fact * facts)))
+
+
 def _judge_examples(plan: LeafPlan, block: Block, seed: int) -> list[dict[str, str]]:
     """One set of examples for all of a judge block's calls: its anchors are rated against the same prompt, and a
     local teacher reuses the shared prompt prefix."""
@@ -207,6 +216,8 @@ def block_calls(
             call_id = f"{index}.{j}"
             source = items[j % len(items)]
             count = block.per_call if every_item else min(block.per_call, plan.target - j * block.per_call)
+            if every_item and block.per_fact and source.get("focus"):
+                count = _count_for_facts(block, source["focus"])
             rng = random.Random(_seed(seed, plan.slug, block.name, call_id, "examples"))
             values = {"task": plan.task, "outline": plan.task, "count": count, "item": source}
             values["examples"] = _examples(plan, block, rng, source.get("focus") or source.get("chunk", ""))
@@ -426,21 +437,26 @@ def shuffled(question: dict, seed: int) -> dict:
     return {**question, "choices": [question["choices"][i] for i in order], "answer": order.index(question["answer"])}
 
 
-def retry_of(block: Block, call: Call, record: dict[str, Any]) -> Call | None:
-    """A generating call whose answer read as nothing, asked once more with a seed of its own: a small teacher's
-    sample is sometimes off format, and under --limit-per-leaf one call can be all a leaf has. A retry is a call of
-    its own in the journal (`<id>.again`), so a rerun neither repeats nor loses one, and the report counts both."""
-    if block.type not in ("expand", "mcq") or call.id.endswith(AGAIN) or record["items"] or record.get("mcq"):
+def retry_of(block: Block, call: Call, record: dict[str, Any], unconfirmed: bool = False) -> Call | None:
+    """A generating call whose answer read as nothing (or, `unconfirmed`, a multiple-choice question whose key the
+    teacher did not confirm), asked once more with a seed of its own: a small teacher's sample is sometimes off
+    format or wrong, and under --limit-per-leaf one call can be all a leaf has. A retry is a call of its own in the
+    journal (`<id>.again`), so a rerun neither repeats nor loses one, and the report counts both."""
+    produced = record["items"] or record.get("mcq")
+    if block.type not in ("expand", "mcq") or call.id.endswith(AGAIN) or (produced and not unconfirmed):
         return None
     return replace(
         call, id=f"{call.id}{AGAIN}", params=call.params.model_copy(update={"seed": _seed(call.params.seed, AGAIN)})
     )
 
 
-def retry_calls(block: Block, calls: list[Call], records: list[dict[str, Any]]) -> list[Call]:
-    """retry_of for every call with a record: after a resume, the retries a killed run had not asked yet."""
+def retry_calls(
+    block: Block, calls: list[Call], records: list[dict[str, Any]], unconfirmed: frozenset[str] = frozenset()
+) -> list[Call]:
+    """retry_of for every call with a record: after a resume, the retries a killed run had not asked yet; with
+    `unconfirmed` (call ids), also a second question for each chunk whose first one the teacher did not confirm."""
     by_call = {r["call"]: r for r in records}
-    retries = (retry_of(block, call, by_call[call.id]) for call in calls if call.id in by_call)
+    retries = (retry_of(block, call, by_call[call.id], call.id in unconfirmed) for call in calls if call.id in by_call)
     return [again for again in retries if again is not None]
 
 
@@ -487,7 +503,9 @@ def confirmed_mcqs(backend, pipeline: Pipeline, plan: LeafPlan, records: list[di
                 picked = found.group(1) if found else None
             verdicts[record["call"]] = picked == LETTERS[record["mcq"]["answer"]]
             out.append({"call": record["call"], "picked": picked, "confirmed": verdicts[record["call"]]})
-    confirmed = [{"leaf": plan.name, **r["mcq"]} for r in records if "mcq" in r and verdicts[r["call"]]]
+    confirmed = [
+        {"leaf": plan.name, **r["mcq"], "call": r["call"]} for r in records if "mcq" in r and verdicts[r["call"]]
+    ]
     unconfirmed = sum("mcq" in r for r in records) - len(confirmed)
     if unconfirmed:
         stats["kept"] -= unconfirmed
@@ -531,6 +549,7 @@ def run_leaf(
     stages, mcq = [], []
     for index, block in enumerate(pipeline.blocks(plan.flavour)):
         journal = work / f"{index:02d}-{block.name}.jsonl"
+        confirmations = work / f"{index:02d}-{block.name}-confirm.jsonl"  # mcq: the teacher's verdicts on the keys
         marker = work / f"{index:02d}-{block.name}.done"
         calls = block_calls(pipeline, block, plan, items, options.seed, index)
         rated = block.anchors is not None and reads_ratings(backend, block)
@@ -548,6 +567,16 @@ def run_leaf(
                 retries = retry_calls(block, calls, records)
                 progress.grow(len({c.id for c in retries} - {r["call"] for r in records}))
                 run_calls(backend, retries, block, journal, workers, progress, scale)
+                if block.type == "mcq":  # every chunk should have a question whose key the teacher confirms
+                    records = read_jsonl(journal)
+                    checked = confirmed_mcqs(
+                        backend, pipeline, plan, records, confirmations, stage_stats("", records, 0)
+                    )
+                    confirmed = {q["call"] for q in checked}
+                    doubted = frozenset(r["call"] for r in records if "mcq" in r and r["call"] not in confirmed)
+                    retries = retry_calls(block, calls, records, doubted)
+                    progress.grow(len({c.id for c in retries} - {r["call"] for r in records}))
+                    run_calls(backend, retries, block, journal, workers, progress)
             finally:
                 progress.finish()
             seconds = time.monotonic() - started + sum(r.get("seconds", 0) for r in read_jsonl(journal)[:done_before])
@@ -558,8 +587,8 @@ def run_leaf(
         records = sorted(read_jsonl(journal), key=lambda r: order.get(r["call"].removesuffix(AGAIN), len(order)))
         stages.append(stage_stats(block.name, records, seconds))
         if block.type == "mcq":
-            mcq += confirmed_mcqs(backend, pipeline, plan, records, work / f"{index:02d}-{block.name}-confirm.jsonl",
-                                  stages[-1])  # fmt: skip
+            mcq += [{k: v for k, v in q.items() if k != "call"}
+                    for q in confirmed_mcqs(backend, pipeline, plan, records, confirmations, stages[-1])]  # fmt: skip
         if block.type != "mcq":  # benchmark questions are a side output: every chunk goes on
             items = [item for r in records for item in r["items"]]
     kept, dedup = deduplicate(conform(items, plan), plan)

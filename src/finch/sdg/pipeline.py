@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from finch.errors import UsageError
 
 PIPELINES = ("simple", "full")
+MAX_PER_CALL = 8  # per_fact: a passage dense with facts gets more questions, up to this many in one call
 FLAVOURS = ("knowledge", "skills_freeform", "skills_grounded")
 
 
@@ -39,6 +40,9 @@ class Block(BaseModel):
     stop: list[str] = Field(default_factory=list)  # where an answer ends (a few-shot teacher goes on past it)
     anchors: Literal["question", "answer"] | None = None  # judge: what its known-good/bad anchors spoil
     every_item: bool = False  # expand: ask about every input item (each passage of a document), whatever the target
+    # expand on document passages: items asked per key fact the passage states (finch.evaluate.key_facts), at least
+    # per_call and at most MAX_PER_CALL; None = per_call for every passage, dense or not
+    per_fact: float | None = Field(None, gt=0, le=1)
 
     @model_validator(mode="after")
     def _needs(self) -> Block:
