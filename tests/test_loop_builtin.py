@@ -52,7 +52,7 @@ def test_the_tuned_model_answers_the_held_out_question_in_the_skills_form_and_it
     from finch.inference import GenerationParams, load_backend
 
     run_yaml = (loop["work"] / "run" / "run.yaml").read_text()
-    assert "lr: 0.002" in run_yaml and "epochs: 5.0" in run_yaml  # the learning rate chosen by the model's size
+    assert "lr: 0.002" in run_yaml and "epochs: 10.0" in run_yaml  # the defaults: lr by the model's size, 10 epochs
     [held_out] = rows(loop["work"] / "data" / "test.jsonl")
     report = held_out_base_vs_tuned("gemma-3-270m", str(loop["work"] / "run"), [held_out], loop["models_dir"])
     [question] = report["questions"]

@@ -26,7 +26,7 @@ def train(
         None, "--gpus", "--processes", help="--pipeline accelerated: processes (one per GPU; on CPU, gloo) (default 2)."
     ),
     max_steps: int = typer.Option(None, help="Optimiser steps; wins over --epochs."),
-    epochs: float = typer.Option(None, help="Passes over the training data (default 5)."),
+    epochs: float = typer.Option(None, help="Passes over the training data (default 10)."),
     lr: float = typer.Option(
         None,
         help="Peak learning rate, cosine schedule with warmup (default: by model size, 2e-3 under 600M parameters).",

@@ -21,7 +21,9 @@ class TrainConfig(BaseModel):
     method: Literal["lora", "qlora", "full", "dpo"] = "lora"
     pipeline: Literal["auto", "simple", "full", "accelerated"] = "auto"
     max_steps: int | None = Field(None, ge=1)  # optimiser steps; wins over epochs
-    epochs: float = Field(5.0, gt=0)  # new facts need repeating: a small dataset of a taxonomy, seen several times
+    # new facts need repeating: on the built-in student, 10 epochs recalled the facts of 11 of 12 trained seed
+    # questions where 5 recalled 8 (the README's sweep); a taxonomy's dataset is small, so 10 passes stay short
+    epochs: float = Field(10.0, gt=0)
     lr: float | None = Field(None, gt=0)  # peak learning rate; None = by the model's size (default_lr)
     batch_size: int = Field(4, ge=1)  # samples per micro-batch (packed into rows of max_seq_len)
     grad_accum: int = Field(1, ge=1)
