@@ -80,3 +80,15 @@ def test_system_info_json_reports_cpu_bf16_and_profile(finch_home):
     assert info["packages"]["torch"]
     text = run_finch("system", "info").stdout
     assert "CPU bf16" in text and "Profile: dtype" in text
+
+
+def test_a_finished_stage_s_progress_bar_stops_its_clock():
+    from finch.cli.data import RichProgress
+
+    progress = RichProgress()
+    progress.start("leaf", "qa", total=3, done=0)
+    progress.advance(kept=1, rejected=0)
+    progress.finish()  # a stage that ended early (a failure, Ctrl-C) must not go on counting time or an ETA
+    progress.progress.stop()
+    [task] = progress.progress.tasks
+    assert task.stop_time is not None and task.completed == 1  # without finish(), stop_time stays None

@@ -21,6 +21,10 @@ def test_echo_with_logprobs_scores_the_prompt(tiny_gemma3_gguf, tmp_path):
         scored = logprobs["token_logprobs"][1:]
         assert len(scored) >= 5 and all(lp <= 0 for lp in scored)
         assert "".join(logprobs["tokens"]).startswith("the weather is nice")
+        # each token's offset is where it stands in the text, prompt and completion alike
+        offsets, tokens = logprobs["text_offset"], logprobs["tokens"]
+        assert len(offsets) == len(tokens) and offsets[0] == 0
+        assert all(choice["text"][at : at + len(token)] == token for at, token in zip(offsets, tokens))
     with finch_server("--model", str(tiny_gemma3_gguf), "--ctx", "128", env=env) as base:
         response = httpx.post(f"{base}/v1/completions", json=body, timeout=60)
         assert response.status_code == 400 and "--logprobs" in response.json()["error"]["message"]

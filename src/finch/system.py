@@ -38,7 +38,7 @@ class Accelerator:
 class HardwareProfile:
     device: str  # cuda | mps | cpu
     dtype: str  # bfloat16 | float16 | float32
-    training_pipeline: str  # simple | full | accelerated
+    training_pipeline: str  # full | accelerated
     qlora_possible: bool
     reasons: list[str] = field(default_factory=list)
 

@@ -23,6 +23,11 @@ def test_qlora_on_a_machine_without_cuda_is_one_line(finch_home, tmp_path):
     )
 
 
+def test_a_training_pipeline_finch_does_not_have_is_refused_naming_those_it_has(finch_home, tmp_path):
+    result = run_finch("train", "--data", str(tmp_path), "--pipeline", "simple")
+    assert_one_line_error(result, 2, "pipeline", "'auto', 'full' or 'accelerated'")
+
+
 def test_bad_row_is_one_line(finch_home, tmp_path, tiny_gemma3_dir):
     path = write_jsonl(tmp_path / "bad.jsonl", [{"messages": [{"role": "user", "content": "no answer"}]}])
     result = run_finch("train", "--data", str(path), "--model", str(tiny_gemma3_dir))

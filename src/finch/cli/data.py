@@ -48,7 +48,8 @@ class RichProgress:
         self.progress.update(self.task, total=self.progress.tasks[-1].total + calls)
 
     def finish(self) -> None:
-        pass
+        if self.task is not None:  # the stage ended, done or not: its clock and ETA stop where they are
+            self.progress.stop_task(self.task)
 
 
 def _slug(text: str) -> str:

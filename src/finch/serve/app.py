@@ -21,6 +21,15 @@ from finch.inference.params import Completion
 from finch.serve.schemas import ChatCompletionRequest, CompletionRequest
 
 
+def text_offsets(tokens: list[str]) -> list[int]:
+    """Where each token starts in the choice's text (OpenAI's `text_offset`): the text is the tokens in order."""
+    offsets, at = [], 0
+    for token in tokens:
+        offsets.append(at)
+        at += len(token)
+    return offsets
+
+
 def error_response(status: int, message: str, type_: str = "invalid_request_error", code: str | None = None):
     return JSONResponse(
         status_code=status, content={"error": {"message": message, "type": type_, "param": None, "code": code}}
@@ -231,7 +240,8 @@ def create_app(
                 if c.logprobs is not None:
                     logprobs = {"tokens": [t.token for t in c.logprobs],
                                 "token_logprobs": [t.logprob for t in c.logprobs],
-                                "top_logprobs": [t.top for t in c.logprobs], "text_offset": []}  # fmt: skip
+                                "top_logprobs": [t.top for t in c.logprobs],
+                                "text_offset": text_offsets([t.token for t in c.logprobs])}  # fmt: skip
                 choices.append(
                     {"index": len(choices), "text": c.text, "logprobs": logprobs, "finish_reason": c.finish_reason}
                 )

@@ -19,7 +19,7 @@ class TrainConfig(BaseModel):
     data: Path | None = None  # dataset dir (train.jsonl, test.jsonl) or one JSONL file
     model: str | None = None  # model reference; None = the workspace's configured model
     method: Literal["lora", "qlora", "full", "dpo"] = "lora"
-    pipeline: Literal["auto", "simple", "full", "accelerated"] = "auto"
+    pipeline: Literal["auto", "full", "accelerated"] = "auto"
     max_steps: int | None = Field(None, ge=1)  # optimiser steps; wins over epochs
     # new facts need repeating: on the built-in student, 10 epochs recalled the facts of 11 of 12 trained seed
     # questions where 5 recalled 8 (the README's sweep); a taxonomy's dataset is small, so 10 passes stay short
@@ -53,8 +53,6 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        if self.pipeline == "simple":
-            raise ValueError("pipeline 'simple' is not implemented yet; use auto, full or accelerated")
         if self.pipeline == "accelerated" and (self.phased or self.method in ("dpo", "qlora")):
             raise ValueError("pipeline 'accelerated' trains lora or full runs without --phased; use pipeline full")
         if self.method == "dpo" and (self.phased or self.replay is not None):
