@@ -49,6 +49,19 @@ def test_check_any_depth_and_missing_paths(tmp_path):
     assert result.returncode == 1 and "no qna.yaml found under" in result.stderr
 
 
+def test_a_leaf_under_a_hidden_folder_is_checked_and_a_git_store_is_not_searched(tmp_path):
+    hidden = tmp_path / "knowledge/Users/ada/.local/share/instructlab/taxonomy/knowledge/films/history"
+    shutil.copytree(sample_taxonomy_dir() / "compositional_skills/formatting/iso_dates", hidden)
+    (tmp_path / ".git" / "knowledge" / "x").mkdir(parents=True)
+    shutil.copy(hidden / "qna.yaml", tmp_path / ".git/knowledge/x/qna.yaml")
+    [leaf] = check_taxonomy([tmp_path], skip_documents=True).leaves
+    assert leaf.path == hidden / "qna.yaml" and leaf.name.endswith(
+        ".local->share->instructlab->taxonomy->knowledge->films->history"
+    )
+    result = run_finch(["taxonomy", "check", str(hidden.parents[5])], tmp_path / "home")  # asked for .local itself
+    assert "checked 1 leaf" in result.stdout + result.stderr, result.stdout + result.stderr
+
+
 def test_all_problems_of_all_files_in_one_run(tmp_path):
     for name in ("a", "b"):
         folder = tmp_path / "compositional_skills" / name

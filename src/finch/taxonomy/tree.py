@@ -30,13 +30,18 @@ class LeafFile:
         return TOP_FOLDERS.get(self.top) if self.top else None
 
 
+# A version-control store holds no leaves; every other folder is searched, hidden ones too: the InstructLab
+# taxonomy has a real leaf committed under knowledge/Users/<name>/.local/share/instructlab/taxonomy/...
+VCS_FOLDERS = {".git", ".hg", ".svn"}
+
+
 def find_qna_files(root: Path) -> list[Path]:
-    """qna.yaml/qna.yml files under `root` (or `root` itself when it is one), sorted; hidden folders skipped."""
+    """qna.yaml/qna.yml files under `root` (or `root` itself when it is one), sorted; VCS_FOLDERS skipped."""
     if root.is_file():
         return [root]
     found: list[Path] = []
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if d not in VCS_FOLDERS)
         found.extend(Path(folder) / name for name in QNA_NAMES if name in files)
     return sorted(found)
 
