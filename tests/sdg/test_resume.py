@@ -83,6 +83,9 @@ def test_ctrl_c_writes_the_finished_leaves_and_the_report(tmp_path):
             env={**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"},
             stderr=subprocess.PIPE,
             text=True,
+            # a suite started in the background (`make test &`) inherits SIGINT ignored, and Python keeps an ignored
+            # SIGINT ignored: the child would never see Ctrl-C
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
             while child.poll() is None and not _second_leaf(out):
@@ -94,7 +97,7 @@ def test_ctrl_c_writes_the_finished_leaves_and_the_report(tmp_path):
                 child.kill()
     finally:
         teacher.shutdown()
-    assert child.returncode != 0 and "KeyboardInterrupt" in stderr
+    assert child.returncode != 0 and "KeyboardInterrupt" in stderr, (child.returncode, stderr[-2000:])
     report = json.loads((out / "report.json").read_text())
     assert not report["complete"]
     statuses = [leaf["status"] for leaf in report["leaves"]]
