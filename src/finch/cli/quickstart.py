@@ -32,7 +32,7 @@ def quickstart(
 ) -> None:
     """The whole loop on the built-in models: workspace, taxonomy check, synthetic data from the built-in teacher,
     LoRA training on it, base vs tuned on held-out seed questions, and a q4_k_m GGUF export asked one of them."""
-    from finch.taxonomy import check_workspace_taxonomy
+    from finch.taxonomy import check_taxonomy
 
     settings = load_settings()
     out.rule("[bold]1. workspace")
@@ -42,7 +42,7 @@ def quickstart(
     out.print(f"workspace: {settings.locations.data_dir}  config: {settings.locations.config_file}")
 
     out.rule("[bold]2. taxonomy")
-    report = check_workspace_taxonomy()
+    report = check_taxonomy([settings.path("taxonomy_dir")], documents_cache=settings.locations.cache_dir / "documents")
     for line in report.lines():
         out.print(line, markup=False)
     out.print(report.summary(), markup=False)

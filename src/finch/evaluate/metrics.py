@@ -3,6 +3,7 @@ sentence encoder), exact and contains match. BLEU and chrF are 0-100 as sacreble
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 
@@ -63,11 +64,21 @@ def score(predictions: list[str], references: list[str]) -> tuple[dict[str, floa
     return corpus, per_sample
 
 
+def json_object(text: str) -> dict | None:
+    """The JSON object `text` holds, a Markdown code fence around it allowed; None for anything else."""
+    body = text.strip()
+    if body.startswith("```"):
+        body = body.split("\n", 1)[-1].rsplit("```", 1)[0]
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def json_fields(answer: str, reference: str) -> bool | None:
     """Whether the answer is one JSON object with exactly the reference's keys; None when the reference is not a JSON
     object (the check does not apply). A skill whose answers are records is learned only when they parse."""
-    from finch.sdg.parse import json_object
-
     wanted = json_object(reference)
     if wanted is None:
         return None

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from finch.errors import UsageError
 from finch.evaluate.key_facts import extract_key_facts
+from finch.evaluate.metrics import json_object
 from finch.fileio import JsonlAppender, atomic_write_json, read_jsonl
 from finch.inference import GenerationParams
 from finch.sdg import judge, parse
@@ -481,12 +482,11 @@ def _one(backend, block: Block, call: Call, scale: tuple[float, float] | None = 
 LETTERS = ("A", "B", "C", "D")
 
 
-def confirmed_mcqs(backend, pipeline: Pipeline, plan: LeafPlan, records: list[dict], journal: Path,
-                   stats: dict[str, Any]) -> list[dict]:  # fmt: skip
-    """The multiple-choice questions whose stated answer the teacher picks again when it answers them from the excerpt
-    (a small teacher often marks the wrong letter, and a benchmark with wrong keys measures nothing). A local teacher
-    picks by its probabilities over the four letters, an HTTP one in text. Each verdict is journalled, so a rerun asks
-    again only what it had not; the stage's `kept` counts confirmed questions, `unconfirmed` the others."""
+def mcq_verdicts(backend, pipeline: Pipeline, records: list[dict], journal: Path) -> dict[str, bool]:
+    """Whether the teacher picks each multiple-choice question's stated answer again when it answers it from the
+    excerpt (a small teacher often marks the wrong letter, and a benchmark with wrong keys measures nothing), by call.
+    A local teacher picks by its probabilities over the four letters, an HTTP one in text. Each verdict is journalled,
+    so a rerun asks again only what it had not."""
     prompt = load_prompt(pipeline, "mcq_confirm")
     verdicts = {r["call"]: r["confirmed"] for r in read_jsonl(journal)}
     with JsonlAppender(journal) as out:
@@ -503,14 +503,7 @@ def confirmed_mcqs(backend, pipeline: Pipeline, plan: LeafPlan, records: list[di
                 picked = found.group(1) if found else None
             verdicts[record["call"]] = picked == LETTERS[record["mcq"]["answer"]]
             out.append({"call": record["call"], "picked": picked, "confirmed": verdicts[record["call"]]})
-    confirmed = [
-        {"leaf": plan.name, **r["mcq"], "call": r["call"]} for r in records if "mcq" in r and verdicts[r["call"]]
-    ]
-    unconfirmed = sum("mcq" in r for r in records) - len(confirmed)
-    if unconfirmed:
-        stats["kept"] -= unconfirmed
-        stats["rejected"]["unconfirmed"] = unconfirmed
-    return confirmed
+    return verdicts
 
 
 def stage_stats(name: str, records: list[dict], seconds: float | None) -> dict[str, Any]:
@@ -569,11 +562,8 @@ def run_leaf(
                 run_calls(backend, retries, block, journal, workers, progress, scale)
                 if block.type == "mcq":  # every chunk should have a question whose key the teacher confirms
                     records = read_jsonl(journal)
-                    checked = confirmed_mcqs(
-                        backend, pipeline, plan, records, confirmations, stage_stats("", records, 0)
-                    )
-                    confirmed = {q["call"] for q in checked}
-                    doubted = frozenset(r["call"] for r in records if "mcq" in r and r["call"] not in confirmed)
+                    verdicts = mcq_verdicts(backend, pipeline, records, confirmations)
+                    doubted = frozenset(r["call"] for r in records if "mcq" in r and not verdicts[r["call"]])
                     retries = retry_calls(block, calls, records, doubted)
                     progress.grow(len({c.id for c in retries} - {r["call"] for r in records}))
                     run_calls(backend, retries, block, journal, workers, progress)
@@ -586,9 +576,14 @@ def run_leaf(
         order = {c.id: i for i, c in enumerate(anchors + calls)}
         records = sorted(read_jsonl(journal), key=lambda r: order.get(r["call"].removesuffix(AGAIN), len(order)))
         stages.append(stage_stats(block.name, records, seconds))
-        if block.type == "mcq":
-            mcq += [{k: v for k, v in q.items() if k != "call"}
-                    for q in confirmed_mcqs(backend, pipeline, plan, records, confirmations, stages[-1])]  # fmt: skip
+        if block.type == "mcq":  # kept: the questions whose key the teacher confirmed; unconfirmed: the others
+            verdicts = mcq_verdicts(backend, pipeline, records, confirmations)
+            asked = [r["mcq"] for r in records if "mcq" in r]
+            confirmed = [{"leaf": plan.name, **r["mcq"]} for r in records if "mcq" in r and verdicts[r["call"]]]
+            if len(asked) > len(confirmed):
+                stages[-1]["kept"] -= len(asked) - len(confirmed)
+                stages[-1]["rejected"]["unconfirmed"] = len(asked) - len(confirmed)
+            mcq += confirmed
         if block.type != "mcq":  # benchmark questions are a side output: every chunk goes on
             items = [item for r in records for item in r["items"]]
     kept, dedup = deduplicate(conform(items, plan), plan)
@@ -600,14 +595,14 @@ def conform(items: list[dict], plan: LeafPlan) -> list[dict]:
     """A leaf whose seed answers are all JSON objects with the same keys teaches that format: a generated answer is
     kept only as such an object, written the way the seeds write it (one line, no code fence). Items that are not
     are marked `format` and dropped by deduplicate. Other leaves pass unchanged."""
-    objects = [parse.json_object(e["answer"]) for e in plan.examples]
+    objects = [json_object(e["answer"]) for e in plan.examples]
     shapes = {None if value is None else frozenset(value) for value in objects}
     if len(shapes) != 1 or None in shapes:
         return items
     [keys] = shapes
     conformed = []
     for item in items:
-        value = parse.json_object(item["answer"])
+        value = json_object(item["answer"])
         if value is not None and set(value) == keys:
             conformed.append({**item, "answer": json.dumps(value, ensure_ascii=False)})
         else:

@@ -105,17 +105,3 @@ def multiple_choice(text: str) -> dict | None:
     if len({c.lower() for c in ordered}) < 4:
         return None
     return {"question": question, "choices": ordered, "answer": "ABCD".index(answer)}
-
-
-def json_object(text: str) -> dict | None:
-    """The JSON object `text` holds, a Markdown code fence around it allowed; None for anything else."""
-    import json
-
-    body = text.strip()
-    if body.startswith("```"):
-        body = body.split("\n", 1)[-1].rsplit("```", 1)[0]
-    try:
-        value = json.loads(body)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None

@@ -1,15 +1,13 @@
 """The taxonomy: InstructLab-compatible qna.yaml leaves, checked with line-precise errors.
 
-Entry points for other stages: `check_taxonomy` (any paths), `check_workspace_taxonomy` (the configured one),
-`sample_taxonomy_dir`, `diff_leaves`, `new_leaf`, `load_documents` for a valid knowledge leaf's documents, and
-`hold_out` for the seed examples that are a leaf's test set.
+Entry points for other stages: `check_taxonomy`, `sample_taxonomy_dir`, `diff_leaves`, `new_leaf`, `load_documents`
+for a valid knowledge leaf's documents, and `hold_out` for the seed examples that are a leaf's test set.
 """
 
 from finch.taxonomy.check import (
     LeafResult,
     TaxonomyReport,
     check_taxonomy,
-    check_workspace_taxonomy,
     sample_taxonomy_dir,
 )
 from finch.taxonomy.diff import diff_leaves
@@ -26,7 +24,6 @@ __all__ = [
     "SourceDocument",
     "TaxonomyReport",
     "check_taxonomy",
-    "check_workspace_taxonomy",
     "diff_leaves",
     "hold_out",
     "load_documents",

@@ -208,15 +208,3 @@ def check_taxonomy(
 def sample_taxonomy_dir() -> Path:
     """The sample taxonomy shipped inside the package."""
     return Path(__file__).resolve().parent.parent / "data" / "sample_taxonomy"
-
-
-def check_workspace_taxonomy(skip_documents: bool = False) -> TaxonomyReport:
-    """Check the workspace taxonomy (the quickstart's stage): documents are fetched into finch's cache."""
-    from finch.config import load_settings
-
-    settings = load_settings()
-    return check_taxonomy(
-        [settings.path("taxonomy_dir")],
-        skip_documents=skip_documents,
-        documents_cache=settings.locations.cache_dir / "documents",
-    )
