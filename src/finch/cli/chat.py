@@ -6,9 +6,9 @@ import sys
 
 import typer
 
+from finch.cli.ui import out
 from finch.config import load_settings
 from finch.errors import UsageError
-from finch.ui import out
 
 
 def chat(
@@ -24,8 +24,8 @@ def chat(
     seed: int = typer.Option(None, help="Sampling seed, for repeatable answers."),
 ) -> None:
     """Chat with a model: a REPL with streamed answers, or one answer with -q."""
-    from finch.chat.repl import repl
     from finch.chat.session import ChatSession
+    from finch.cli.chat_repl import repl
     from finch.inference.loader import load_backend
     from finch.inference.params import GenerationParams
 

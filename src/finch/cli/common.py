@@ -7,8 +7,8 @@ from typing import Any
 
 import typer
 
+from finch.cli.ui import out
 from finch.errors import NotImplementedYet
-from finch.ui import out
 
 PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 

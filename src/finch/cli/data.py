@@ -13,9 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from finch.cli.common import print_json
+from finch.cli.ui import err, out
 from finch.config import load_settings
 from finch.errors import FinchError, UsageError
-from finch.ui import err, out
 
 data_app = typer.Typer(help="Generate, list and inspect synthetic training data.", no_args_is_help=True)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from finch.cli.ui import out
 from finch.config import load_settings
-from finch.ui import out
 
 BENCHMARK_HELP = "metrics, perplexity, mt_bench, mt_bench_branch, mmlu, mmlu_branch, key_facts or human."
 DATA_HELP = (

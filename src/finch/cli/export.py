@@ -7,9 +7,9 @@ from pathlib import Path
 import typer
 
 from finch.cli.common import human_bytes
+from finch.cli.ui import out
 from finch.config import load_settings
 from finch.errors import UsageError
-from finch.ui import out
 
 
 def export(

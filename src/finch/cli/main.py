@@ -18,8 +18,10 @@ from finch.cli.serve import serve
 from finch.cli.system import system_app
 from finch.cli.taxonomy import taxonomy_app
 from finch.cli.train import train
+from finch.cli.ui import stage_progress
 from finch.cli.workspace import config_app, init
 from finch.errors import FinchError
+from finch.progress import show_stages_with
 
 app = typer.Typer(
     name="finch",
@@ -53,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and an exit code, never a traceback."""
     # PEFT calls a transformers method deprecated in v5; the warning is about library internals, not the user's run.
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    show_stages_with(stage_progress)
     try:
         app(args=argv, prog_name="finch")
     except FinchError as e:

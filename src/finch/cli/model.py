@@ -6,12 +6,12 @@ import typer
 from rich.table import Table
 
 from finch.cli.common import human_bytes, key_value_table, print_json
+from finch.cli.ui import out
 from finch.config import load_settings
 from finch.models.cache import cached_models, remove_cached_model
 from finch.models.info import gguf_model_info, model_info
 from finch.models.prepare import ready_model
 from finch.models.resolve import resolve_model
-from finch.ui import out
 
 model_app = typer.Typer(help="Built-in, local and downloaded models.", no_args_is_help=True)
 

@@ -11,10 +11,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from finch.cli.ui import err, out
 from finch.config import Config, init_workspace, load_settings
 from finch.errors import FinchError
 from finch.fileio import read_jsonl
-from finch.ui import err, out
 
 # Synthetic samples asked per seed example, for the skills: 18 and 21 on the sample's two skill leaves. A knowledge leaf
 # is asked about every passage of its document whatever the scale (102 pairs from the sample's 1,800-word manual).

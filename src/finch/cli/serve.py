@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
+from finch.cli.ui import err
 from finch.config import load_settings
-from finch.ui import err
 
 BACKEND_HELP = "auto (llama-cpp for GGUF, transformers for HF dirs and adapters), llama-cpp, transformers or vllm."
 

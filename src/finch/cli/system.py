@@ -5,9 +5,9 @@ from __future__ import annotations
 import typer
 
 from finch.cli.common import key_value_table, print_json
+from finch.cli.ui import out
 from finch.config import load_settings
 from finch.system import system_info
-from finch.ui import out
 
 system_app = typer.Typer(help="What this machine is and how finch will use it.", no_args_is_help=True)
 

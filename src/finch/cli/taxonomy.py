@@ -10,12 +10,12 @@ from rich.markup import escape
 from rich.tree import Tree
 
 from finch.cli.common import print_json
+from finch.cli.ui import err, out
 from finch.config import load_settings
 from finch.errors import FinchError
 from finch.taxonomy.check import LeafResult, check_taxonomy, display_path
 from finch.taxonomy.diff import EMPTY, diff_leaves
 from finch.taxonomy.scaffold import KINDS, new_leaf
-from finch.ui import err, out
 
 taxonomy_app = typer.Typer(help="Check, diff, show and scaffold the taxonomy.", no_args_is_help=True)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 import yaml
 
+from finch.cli.ui import err, out
 from finch.config import load_settings
-from finch.ui import err, out
 
 
 def train(

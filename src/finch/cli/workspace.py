@@ -8,8 +8,8 @@ import typer
 from rich.table import Table
 
 from finch.cli.common import print_json
+from finch.cli.ui import out
 from finch.config import Config, init_workspace, load_settings
-from finch.ui import out
 
 config_app = typer.Typer(help="Show the effective configuration and where it lives.", no_args_is_help=True)
 

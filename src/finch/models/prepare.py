@@ -13,7 +13,7 @@ from finch.errors import FinchError, UsageError
 from finch.models.builtin import builtin_model
 from finch.models.chat_format import native_chat_format
 from finch.models.resolve import MARKER, ResolvedModel
-from finch.ui import stage_progress
+from finch.progress import stages
 
 CONVERT_STAGES = [
     ("reading the GGUF", 2.0),
@@ -95,7 +95,7 @@ def convert_gguf_to_hf(gguf: Path, out_dir: Path, name: str, kind: str) -> None:
     partial = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     try:
-        with stage_progress(f"Preparing {name} (once)", CONVERT_STAGES) as stage:
+        with stages(f"Preparing {name} (once)", CONVERT_STAGES) as stage:
             stage("reading the GGUF")
             try:
                 config = AutoConfig.from_pretrained(folder, gguf_file=filename)

@@ -14,49 +14,17 @@ import os
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from finch.errors import UsageError
+from finch.train.loop import load_data, train
+from finch.train.process_group import ProcessGroup
 
 # accelerate configs (DDP, FSDP, DeepSpeed ZeRO-2) shipped as data for `accelerate launch`; finch's own launcher is
 # the DDP one (summed gradients). FSDP and ZeRO shard state inside accelerate and are not run by this module.
 CONFIGS_DIR = Path(__file__).with_name("accelerate_configs")
-
-
-@dataclass(frozen=True)
-class ProcessGroup:
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def main(self) -> bool:
-        """The process that writes the run directory and reports progress."""
-        return self.rank == 0
-
-    def sum(self, value: float) -> float:
-        if self.world == 1:
-            return value
-        tensor = torch.tensor([value], dtype=torch.float64)
-        torch.distributed.all_reduce(tensor)
-        return float(tensor[0])
-
-    def sum_gradients(self, params) -> None:
-        """All processes' gradients added together, in one flat all-reduce."""
-        if self.world == 1:
-            return
-        grads = [p.grad for p in params if p.grad is not None]
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        torch.distributed.all_reduce(flat)
-        at = 0
-        for g in grads:
-            g.copy_(flat[at : at + g.numel()].view_as(g))
-            at += g.numel()
-
-
-SINGLE = ProcessGroup()
 
 
 def _free_port() -> int:
@@ -111,7 +79,6 @@ def launch(config, hf_dir: Path, base_model: str, run_dir: Path, resume: bool, o
 
 def worker(run_dir: Path) -> None:
     from finch.train.config import TrainConfig
-    from finch.train.loop import load_data, train
 
     spec = json.loads((run_dir / "launch.json").read_text(encoding="utf-8"))
     config = TrainConfig.model_validate(spec["config"])

@@ -31,11 +31,11 @@ from finch.train.data import (
     row_phase,
     tokenize_split,
 )
-from finch.train.distributed import SINGLE, ProcessGroup
 from finch.train.lora_linear import use_fused_lora
 from finch.train.loss import chunked_loss_sum
 from finch.train.packed_attention import use_packed_attention
 from finch.train.packing import Batch, collate, pack, pack_fullest
+from finch.train.process_group import SINGLE, ProcessGroup
 from finch.train.run_dir import RunFiles, plot_loss, write_run_yaml
 
 # Tokens per forward pass on a CPU: fewer, fuller passes run faster, and activations (~1.0 MB a token for Gemma 3
