@@ -57,3 +57,60 @@ def test_bad_preference_rows_name_the_line(tmp_path):
     path = write_jsonl(tmp_path / "train.jsonl", [{"prompt": "q", "chosen": "", "rejected": "b"}])
     with pytest.raises(UsageError, match="train.jsonl:1: chosen: must be a non-empty string"):
         read_preferences(path)
+
+
+def test_dpo_honours_eval_checkpoints_early_stopping_and_resume(tmp_path, tiny_gemma3_dir):
+    """Every step record counts its tokens; evals land in the records of their steps, the best adapter is kept,
+    early stopping stops, and a run resumed from its last TRL checkpoint ends where an uninterrupted one does."""
+    rows = preference_rows()
+    write_jsonl(tmp_path / "prefs" / "train.jsonl", rows)
+    write_jsonl(tmp_path / "prefs" / "test.jsonl", rows[:6])
+    settings = dict(data=tmp_path / "prefs", method="dpo", max_steps=8, lr=5e-3, batch_size=4, max_seq_len=64)
+    whole = start_run(
+        TrainConfig(**settings, output=tmp_path / "whole", eval_every=2, save_every=4),
+        tmp_path / "models", tmp_path / "runs", str(tiny_gemma3_dir),
+    )  # fmt: skip
+    assert [r["step"] for r in whole.log] == list(range(1, 9))
+    assert all(r["tokens"] > 0 and r["tokens_per_s"] > 0 for r in whole.log)
+    assert whole.tokens_per_s > 0
+    assert [r["step"] for r in whole.log if "eval_loss" in r] == [2, 4, 6, 8]
+    assert whole.best_eval_loss == pytest.approx(min(r["eval_loss"] for r in whole.log if "eval_loss" in r), abs=1e-6)
+    assert (whole.run_dir / "best" / "adapter_model.safetensors").is_file()
+    assert [p.name for p in (whole.run_dir / "checkpoints").glob("checkpoint-*")] == ["checkpoint-8"]  # the last only
+
+    # the same run crashing at step 6, after its checkpoint at step 4, then resumed: steps 5 and 6 run again
+    class Crash(Exception):
+        pass
+
+    def crash_at_6(record):
+        if record["step"] == 6:
+            raise Crash
+
+    cut = tmp_path / "cut"
+    with pytest.raises(Crash):
+        start_run(
+            TrainConfig(**settings, output=cut, eval_every=2, save_every=4),
+            tmp_path / "models", tmp_path / "runs", str(tiny_gemma3_dir), on_step=crash_at_6,
+        )  # fmt: skip
+    assert [p.name for p in (cut / "checkpoints").glob("checkpoint-*")] == ["checkpoint-4"]
+    resumed = start_run(TrainConfig(), tmp_path / "models", tmp_path / "runs", "unused", resume=str(cut))
+    assert [r["step"] for r in resumed.log] == list(range(1, 9))
+    assert resumed.log[-1]["loss"] == pytest.approx(whole.log[-1]["loss"], rel=0.05)
+
+    # a learning rate too small to move the weights: the eval loss never improves, so patience 2 stops at step 3
+    still = start_run(
+        TrainConfig(**{**settings, "lr": 1e-12}, output=tmp_path / "still", eval_every=1, early_stopping_patience=2),
+        tmp_path / "models", tmp_path / "runs", str(tiny_gemma3_dir),
+    )  # fmt: skip
+    assert still.steps == 3 and [r["step"] for r in still.log] == [1, 2, 3]
+
+
+def test_dpo_refuses_what_it_cannot_do(tmp_path, tiny_gemma3_dir):
+    write_jsonl(tmp_path / "prefs" / "train.jsonl", preference_rows())
+    for key, value in (("loss_chunk_tokens", 256), ("forward_tokens", 128)):
+        config = TrainConfig(data=tmp_path / "prefs", method="dpo", max_steps=2, **{key: value})
+        with pytest.raises(UsageError, match=f"{key}: a setting of finch's own SFT loop"):
+            start_run(config, tmp_path / "models", tmp_path / "runs", str(tiny_gemma3_dir))
+    assert not (tmp_path / "runs").exists()  # refused before a run directory exists
+    with pytest.raises(ValueError, match="early_stopping_patience counts evals"):
+        TrainConfig(method="dpo", early_stopping_patience=2)

@@ -57,6 +57,12 @@ class TrainConfig(BaseModel):
             raise ValueError("pipeline 'accelerated' trains lora or full runs without --phased; use pipeline full")
         if self.method == "dpo" and (self.phased or self.replay is not None):
             raise ValueError("--phased and --replay train on chat rows; DPO reads preference pairs, so drop them")
+        if self.processes != 2 and self.pipeline != "accelerated":
+            raise ValueError(
+                "processes: only pipeline 'accelerated' starts several processes; add --pipeline accelerated"
+            )
+        if self.early_stopping_patience and not self.eval_every:
+            raise ValueError("early_stopping_patience counts evals, and there is only one without eval_every: set it")
         return self
 
 

@@ -418,7 +418,10 @@ def train(
             break
 
     if not group.main:
-        return TrainResult(run_dir, state.step, log[-1]["loss"] if log else None, last_eval, 0.0, peak_rss_gb(), log)
+        tokens_per_s = round(tokens_seen / max(train_seconds, 1e-9), 2)  # this process's share
+        return TrainResult(
+            run_dir, state.step, log[-1]["loss"] if log else None, last_eval, tokens_per_s, peak_rss_gb(), log
+        )
     model.save_pretrained(run_dir)
     plot_loss(log, run_dir / "loss.png")
     result = TrainResult(

@@ -11,7 +11,7 @@ from finch.models.info import count_parameters
 from finch.train.config import TrainConfig, default_lr
 from finch.train.data import data_files
 from finch.train.distributed import launch
-from finch.train.dpo import read_preferences, train_dpo
+from finch.train.dpo import check_dpo_settings, read_preferences, train_dpo
 from finch.train.loop import TrainResult, load_data, train
 from finch.train.phased import finished_result, train_phased
 from finch.train.reporting import check_installed, open_trackers
@@ -81,8 +81,7 @@ def start_run(
     if config.lr is None:
         config = config.model_copy(update={"lr": default_lr(count_parameters(hf_dir)[0], config.method)})
     if config.method == "dpo":
-        if resume:
-            raise UsageError("--resume: DPO runs cannot be resumed yet; start the run again.")
+        check_dpo_settings(config)
         train_file, test_file = data_files(config.data)
         for path in (train_file, test_file):
             if path is not None:
@@ -115,7 +114,7 @@ def start_run(
     base = base_reference(resolved, hf_dir)
     try:
         if config.method == "dpo":
-            return train_dpo(config, hf_dir, base, run_dir, on_step=step)
+            return train_dpo(config, hf_dir, base, run_dir, bool(resume), step, on_message)
         if config.pipeline == "accelerated":
             launch(config, hf_dir, base, run_dir, bool(resume), on_message)
             result = finished_result(run_dir)
