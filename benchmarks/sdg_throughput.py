@@ -22,6 +22,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -32,22 +33,24 @@ sys.path.insert(0, str(REPO / "src"))
 
 
 class Counting:
-    """The teacher, counting completion tokens; batched=False hides chat_stream and next_token_probs, so sdg sends
-    one chat() per call, as it did before batching."""
+    """The teacher, counting completion tokens; batched=False declares no batch decoding and no choice
+    probabilities, so sdg sends one chat() per call, as it did before batching, and judges read "Rating: N"."""
 
     def __init__(self, backend, batched: bool):
         self.backend, self.tokens = backend, 0
         self.name, self.model_name = backend.name, backend.model_name
-        if batched:
-            self.chat_stream = self._chat_stream
-            self.next_token_probs = backend.next_token_probs
+        self.abilities = replace(backend.abilities, batch_decoding=batched, choice_probs=batched)
+        self.prompt_format, self.tokenize = backend.prompt_format, backend.tokenize
+
+    def next_token_probs(self, messages, answer_prefix, choices):
+        return self.backend.next_token_probs(messages, answer_prefix, choices)
 
     def chat(self, conversations, params):
         results = self.backend.chat(conversations, params)
         self.tokens += sum(c.completion_tokens for r in results for c in r)
         return results
 
-    def _chat_stream(self, requests):
+    def chat_stream(self, requests):
         for key, completion in self.backend.chat_stream(requests):
             self.tokens += completion.completion_tokens
             yield key, completion

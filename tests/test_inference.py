@@ -59,6 +59,38 @@ def test_every_backend_feeds_the_same_ids_as_apply_chat_template(backends):
         assert completion.prompt_tokens == len(expected), backend.name
 
 
+PROMISES = {  # ability -> what a backend that declares it must have
+    "renders_prompts": ("prompt_format", "tokenize"),
+    "batch_decoding": ("chat_stream",),
+    "choice_probs": ("next_token_probs",),
+}
+
+
+def test_backends_declare_what_they_can_do_and_do_it(backends):
+    """Callers branch on `abilities`, never on hasattr or a backend's name: each declaration matches the methods
+    there, and the promised ones answer."""
+    from collections import deque
+
+    _, llama, hf = backends
+    http = HttpBackend("http://127.0.0.1:9/v1", model="any", retries=0)
+    for backend in (llama, hf, http):
+        for ability, methods in PROMISES.items():
+            assert all(hasattr(backend, m) for m in methods) == getattr(backend.abilities, ability), (
+                backend.name,
+                ability,
+            )
+    assert (llama.abilities.concurrent_requests, hf.abilities.concurrent_requests) == (False, False)
+    assert http.abilities.concurrent_requests
+    with http:  # backends are context managers that close themselves
+        pass
+    with pytest.raises(RuntimeError):
+        http.pool.submit(print)
+    probs = llama.next_token_probs(MESSAGES, "Answer: ", ["A", "B"])
+    assert set(probs) == {"A", "B"} and 0 <= sum(probs.values()) <= 1.0001
+    streamed = dict(llama.chat_stream(deque([(k, MESSAGES, GREEDY) for k in ("a", "b")])))
+    assert set(streamed) == {"a", "b"} and streamed["a"].text == llama.chat([MESSAGES], GREEDY)[0][0].text
+
+
 def test_greedy_is_repeatable_and_stream_matches(backends):
     _, llama, hf = backends
     for backend in (llama, hf):

@@ -10,6 +10,7 @@ import json
 import pytest
 
 from finch.inference import GenerationParams
+from finch.inference.base import Abilities
 from finch.inference.http_backend import HttpBackend
 from finch.sdg import GenerateOptions, generate_dataset, load_pipeline
 from finch.sdg.generate import LeafPlan, anchor_calls
@@ -85,6 +86,7 @@ class LocalTeacher:
     examples and the teacher's good items, bad for spoiled anchors and its off-topic or wrong items."""
 
     name = "llama-cpp"
+    abilities = Abilities(choice_probs=True)
 
     def __init__(self, url: str, can_tell: bool = True):
         self.http = HttpBackend(url, retries=0)

@@ -24,7 +24,7 @@ class ChatSession:
         return head + (self.messages if messages is None else messages)
 
     def prompt_tokens(self, messages: list[dict[str, str]]) -> int:
-        if hasattr(self.backend, "prompt_format"):
+        if self.backend.abilities.renders_prompts:
             return len(self.backend.tokenize(self.backend.prompt_format.render(messages), add_bos=False))
         return sum(len(m["content"]) for m in messages) // 3 + 8 * len(messages)  # HTTP: a cautious estimate
 

@@ -148,17 +148,16 @@ def run_generate(
     teacher = teacher or settings.config.teacher
     output = output or settings.path("datasets_dir") / f"{chosen.name}-{_slug(teacher)}-x{scale}-s{seed}"
     count_tokens = student_token_counter(student or settings.config.model, models_dir)
-    backend = load_backend(teacher, models_dir, ctx=ctx, model_name=teacher_model)
     options = GenerateOptions(
         output=output, scale=scale, seed=seed, workers=workers, chunk_tokens=chunk_tokens,
         replay=replay, replay_ratio=replay_ratio, limit_per_leaf=limit_per_leaf,
     )  # fmt: skip
     progress = RichProgress()
     try:
-        return generate_dataset(selected, backend, chosen, options, count_tokens, progress)
+        with load_backend(teacher, models_dir, ctx=ctx, model_name=teacher_model) as backend:
+            return generate_dataset(selected, backend, chosen, options, count_tokens, progress)
     finally:
         progress.progress.stop()
-        backend.close()
 
 
 def print_summary(report: dict) -> None:

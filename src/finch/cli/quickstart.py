@@ -105,13 +105,12 @@ def quickstart_data(settings, leaves, teacher: str, student: str, scale: int) ->
         "seed example of a leaf is held out: never shown to the teacher, never trained on."
     )
     count_tokens = student_token_counter(student, settings.path("models_dir"))
-    backend = load_backend(teacher, settings.path("models_dir"), ctx=4096)
     progress = RichProgress()
     try:
-        report = generate_dataset(leaves, backend, load_pipeline("full"), options, count_tokens, progress)
+        with load_backend(teacher, settings.path("models_dir"), ctx=4096) as backend:
+            report = generate_dataset(leaves, backend, load_pipeline("full"), options, count_tokens, progress)
     finally:
         progress.progress.stop()
-        backend.close()
     print_summary(report)
     out.print(f"See the samples: `finch data show {output}`.")
     return output
@@ -214,13 +213,10 @@ def quick_export(run_dir: Path, dataset: Path, settings) -> Path:
     rows = read_jsonl(dataset / "test.jsonl")
     row = next((r for r in rows if r["metadata"]["kind"] == "knowledge"), rows[0])
     question, reference = row["messages"][0]["content"], row["messages"][1]["content"]
-    backend = load_backend(str(result.path), models_dir, ctx=1024)
-    try:
+    with load_backend(str(result.path), models_dir, ctx=1024) as backend:
         [[answer]] = backend.chat(
             [[{"role": "user", "content": question}]], GenerationParams(temperature=0, max_tokens=128)
         )
-    finally:
-        backend.close()
     scored = score_answer(question, reference, answer.text)
     out.print(f"[bold]user:[/] {escape(question)}\n[bold]q4_k_m GGUF (llama-cpp):[/] ", end="")
     out.print(f"{answer.text.strip() or '(empty)'}  [finish: {answer.finish_reason}]", markup=False)

@@ -185,17 +185,12 @@ def run_mt_bench(open_model, open_judge, data: MTBenchData, max_tokens: dict[str
     labels = list(max_tokens)
     answers = {}
     for label in labels:
-        backend = open_model(label)
-        try:
+        with open_model(label) as backend:
             answers[label] = answer_questions(backend, data.questions, max_tokens[label])
-        finally:
-            backend.close()
-    judge_backend = open_judge()
-    try:
-        judgements = {label: judge(judge_backend, judge_requests(data, answers[label]), judge_max_tokens)
-                      for label in labels}  # fmt: skip
-    finally:
-        judge_backend.close()
+    with open_judge() as judge_backend:
+        judgements = {
+            label: judge(judge_backend, judge_requests(data, answers[label]), judge_max_tokens) for label in labels
+        }
     results, per_sample, categories, per_question = {}, {}, {}, {}
     for label in labels:
         results[label], per_sample[label] = scores(judgements[label])

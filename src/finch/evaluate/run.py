@@ -117,13 +117,10 @@ def _metrics(models, data, models_dir, limit, max_tokens, notes):
     notes.append(f"{len(samples)} held-out prompts, greedy answers of at most {max_tokens} tokens")
     results, per_sample = {}, {}
     for label, ref in models.items():
-        backend = load_backend(ref, models_dir, ctx=2048)
-        try:
+        with load_backend(ref, models_dir, ctx=2048) as backend:
             answers = backend.chat(
                 [s.messages for s in samples], GenerationParams(temperature=0, max_tokens=max_tokens)
             )
-        finally:
-            backend.close()
         results[label], per_sample[label] = score([a[0].text.strip() for a in answers], [s.reference for s in samples])
     return results, per_sample
 
@@ -208,11 +205,8 @@ def _mcq(benchmark, models, data, models_dir, limit, notes):
                  "of ' A'..' D' after 'Answer:' (lm-eval's MMLU prompt and acc), float32 transformers")  # fmt: skip
     results, per_sample, groups = {}, {}, {}
     for label, ref in models.items():
-        backend = load_backend(ref, models_dir, backend="transformers", dtype="float32")
-        try:
+        with load_backend(ref, models_dir, backend="transformers", dtype="float32") as backend:
             correct = score_mcqs(backend.model, backend.tokenizer, questions)
-        finally:
-            backend.close()
         results[label] = {"accuracy": sum(correct) / len(correct), "questions": len(correct)}
         per_sample[label] = {"accuracy": correct}
         groups[label] = group_accuracy(questions, correct)
@@ -279,12 +273,9 @@ def _human(models, data, output, models_dir, limit, max_tokens, imports, samples
     params = GenerationParams(n=samples, temperature=0.7, max_tokens=max_tokens, seed=0)
     answers = {}
     for label, ref in models.items():
-        backend = load_backend(ref, models_dir, ctx=2048)
-        try:
-            answers[label] = [[c.text.strip() for c in completions]
-                              for completions in backend.chat([p.messages for p in prompts], params)]  # fmt: skip
-        finally:
-            backend.close()
+        with load_backend(ref, models_dir, ctx=2048) as backend:
+            completions = backend.chat([p.messages for p in prompts], params)
+        answers[label] = [[c.text.strip() for c in samples] for samples in completions]
     sheet = write_sheet(output, prompts, answers, models)
     notes.append(f"grading sheet: {sheet} ({len(prompts)} prompts x {len(models)} models x {samples} samples at "
                  f"temperature 0.7, at most {max_tokens} tokens); grade each row 0-5 and put your name in `grader`, "

@@ -32,10 +32,24 @@ class StreamChunk:
     finish_reason: str | None = None  # set on the last chunk
 
 
+@dataclass(frozen=True)
+class Abilities:
+    """What a backend can do beyond chat, complete and stream, declared by the backend rather than guessed by its
+    callers; each one names the method it promises."""
+
+    renders_prompts: bool = False  # prompt_format + tokenize(): continues a prefilled answer, counts prompts exactly
+    batch_decoding: bool = False  # chat_stream(): many requests decoded together, each result as it finishes
+    choice_probs: bool = False  # next_token_probs(): each choice's probability after a prefix, in one forward pass
+    concurrent_requests: bool = False  # several requests in flight at once pay off (a server batches them)
+
+
 class Backend(Protocol):
+    """A model to generate with. Backends are context managers: `with load_backend(...) as backend:` closes it."""
+
     name: str  # backend kind: llama-cpp | transformers | http
     model_name: str
     context_length: int
+    abilities: Abilities
 
     def chat(self, conversations: list[list[dict[str, str]]], params: GenerationParams) -> list[list[Completion]]:
         """One list of `params.n` completions per conversation."""
@@ -48,6 +62,12 @@ class Backend(Protocol):
     def stream_complete(self, prompt: str, params: GenerationParams) -> Iterator[StreamChunk]: ...
 
     def close(self) -> None: ...
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def chat_prompt_ids(prompt_format: PromptFormat, tokenize, messages: list[dict[str, str]]) -> list[int]:

@@ -10,14 +10,15 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from finch.errors import FinchError
-from finch.inference.base import StreamChunk
+from finch.inference.base import Abilities, Backend, StreamChunk
 from finch.inference.params import Completion, GenerationParams, TokenLogprob
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
-class HttpBackend:
+class HttpBackend(Backend):
     name = "http"
+    abilities = Abilities(concurrent_requests=True)
 
     def __init__(
         self,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from finch.errors import FinchError, UsageError
-from finch.inference.base import PromptFormat, StreamChunk, chat_prompt_ids
+from finch.inference.base import Abilities, Backend, PromptFormat, StreamChunk, chat_prompt_ids
 from finch.inference.params import Completion, GenerationParams, TokenLogprob
 
 GGML_LOG_LEVEL_ERROR = 4  # ggml.h: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5
@@ -32,8 +32,9 @@ def quiet_llama_logs() -> None:
     llama_cpp.llama_log_set(log, None)
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(Backend):
     name = "llama-cpp"
+    abilities = Abilities(renders_prompts=True, batch_decoding=True, choice_probs=True)
 
     def __init__(
         self,

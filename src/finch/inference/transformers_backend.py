@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from finch.errors import UsageError
-from finch.inference.base import PromptFormat, StreamChunk, chat_prompt_ids
+from finch.inference.base import Abilities, Backend, PromptFormat, StreamChunk, chat_prompt_ids
 from finch.inference.params import Completion, GenerationParams, TokenLogprob, cut_at_stop
 
 
-class TransformersBackend:
+class TransformersBackend(Backend):
     name = "transformers"
+    abilities = Abilities(renders_prompts=True)
 
     def __init__(self, hf_dir: Path, adapter: Path | None = None, dtype: str | None = None, batch_size: int = 8):
         import torch

@@ -363,7 +363,7 @@ def run_calls(
             progress.grow(1)
             return again
 
-        if hasattr(backend, "chat_stream") and not reads_ratings(backend, block):
+        if backend.abilities.batch_decoding and not reads_ratings(backend, block):
             _stream(backend, block, todo, landed)  # a local teacher decodes its calls together
             return
         pool = ThreadPoolExecutor(max_workers=workers)
@@ -425,7 +425,7 @@ def conversation(backend, call: Call) -> tuple[list[dict[str, str]], str]:
     (a local model) continues a trailing assistant message, so the call's prefill goes there and its answer is read
     as prefill + completion. An HTTP teacher gets none: OpenAI-compatible chat APIs do not portably continue an
     assistant turn (OpenAI's answers it with a new one), and a served chat model follows the format without it."""
-    if call.prefill and hasattr(backend, "prompt_format"):
+    if call.prefill and backend.abilities.renders_prompts:
         return [*call.messages, {"role": "assistant", "content": call.prefill}], call.prefill
     return call.messages, ""
 
@@ -463,7 +463,7 @@ def retry_calls(
 
 def reads_ratings(backend, block: Block) -> bool:
     """Judge by the teacher's probabilities where it gives them for the next token (a local model)."""
-    return block.type == "judge" and hasattr(backend, "next_token_probs")
+    return block.type == "judge" and backend.abilities.choice_probs
 
 
 def _one(backend, block: Block, call: Call, scale: tuple[float, float] | None = None) -> dict[str, Any]:
@@ -494,7 +494,7 @@ def mcq_verdicts(backend, pipeline: Pipeline, records: list[dict], journal: Path
             if "mcq" not in record or record["call"] in verdicts:
                 continue
             messages = prompt.messages(item=record["mcq"])
-            if hasattr(backend, "next_token_probs"):
+            if backend.abilities.choice_probs:
                 probs = backend.next_token_probs(messages, "Answer: ", list(LETTERS))
                 picked = max(probs, key=probs.get) if sum(probs.values()) > 0 else None
             else:
@@ -537,7 +537,7 @@ def run_leaf(
         shutil.rmtree(work)  # the leaf changed since its journals were written: start it over
     work.mkdir(parents=True, exist_ok=True)
     fingerprint.write_text(plan.fingerprint)
-    workers = options.workers if backend.name == "http" else 1
+    workers = options.workers if backend.abilities.concurrent_requests else 1
     items = plan.sources
     stages, mcq = [], []
     for index, block in enumerate(pipeline.blocks(plan.flavour)):
