@@ -1,6 +1,7 @@
-"""The LoRA training recipe, top to bottom: data, model, optimiser, the step, eval, checkpoints, outputs.
+"""The training recipe, top to bottom: setup (device, dtype, model, optimiser, data as forward passes), then the
+loop in train(): the step, evals, checkpoints, and the outputs at the finish.
 
-No Trainer class: one function owns the loop, so what a step does can be read in one place.
+No Trainer class: train() owns the loop, so what happens in a step can be read in one place.
 """
 
 from __future__ import annotations
@@ -147,8 +148,11 @@ def save_best(model, folder: Path) -> None:
     tmp.rename(folder)
 
 
-def save_tokenizer(tokenizer, render: PromptFormat, run_dir: Path) -> None:
-    """The tokenizer with the chat format it trains in (a base model's family format if it has none)."""
+def save_tokenizer(hf_dir: Path, render: PromptFormat, run_dir: Path) -> None:
+    """The model's tokenizer with the chat format it trains in (a base model's family format if it has none)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(hf_dir)
     if not tokenizer.chat_template:
         tokenizer.chat_template = render.template
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -231,8 +235,8 @@ def make_optimizer(config: TrainConfig, params):
 
 @dataclass
 class TrainData:
-    tokenizer: object | None  # train() saves it into the run dir, then releases it
     render: PromptFormat
+    pad_id: int
     train: Split
     test: Split | None
     train_file: Path
@@ -264,7 +268,191 @@ def load_data(config: TrainConfig, hf_dir: Path, phase: str | None = None) -> Tr
     test_split = None
     if test_file is not None:
         test_split = tokenize_split(tokenizer, render, read_rows(test_file), config.max_seq_len, str(test_file))
-    return TrainData(tokenizer, render, train_split, test_split, train_file, test_file, extra_files)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    # the samples are token ids now: the tokenizer (a 262k-token vocabulary's tables, ~0.3 GB) is not kept
+    return TrainData(render, pad_id, train_split, test_split, train_file, test_file, extra_files)
+
+
+@dataclass
+class Recipe:
+    """A run set up once (device, dtype, model, optimiser, data as forward passes, the step count), then read by the
+    step, the evals, the checkpoints and the outputs."""
+
+    config: TrainConfig
+    run_dir: Path
+    group: ProcessGroup
+    device: str
+    files: RunFiles
+    lineage: dict  # what run.yaml records besides the config: base model, data hash, dtype, device, steps
+    model: torch.nn.Module
+    trainable: dict[str, torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    samples: list[Sample]
+    eval_passes: list[Batch]  # this process's share of the test split
+    pad_id: int
+    forward_tokens: int | None
+    micro_per_step: int  # micro-batches in one optimiser step, over all processes
+    per_epoch: int  # micro-batches in one epoch
+    total_steps: int
+
+
+def setup(
+    config: TrainConfig,
+    data: TrainData,
+    hf_dir: Path,
+    base_model: str,
+    run_dir: Path,
+    init_adapter: Path | None,
+    group: ProcessGroup,
+    on_message: Callable[[str], None],
+) -> Recipe:
+    from finch.system import system_info
+
+    profile = system_info().profile
+    dtype = profile.dtype if config.dtype == "auto" else config.dtype
+    if config.method == "full" and config.dtype == "auto":
+        dtype = "float32"  # AdamW steps on bf16 weights round away; full fine-tuning keeps fp32 weights
+    device = profile.device
+    torch.manual_seed(config.seed)
+    if group.main:
+        save_tokenizer(hf_dir, data.render, run_dir)
+    release_freed_memory()  # the tokenizers' tables are gone: their pages should not count in the run's peak
+    for warning in data.train.warnings + (data.test.warnings if data.test else []):
+        on_message(f"warning: {warning}")
+    forward_tokens = config.forward_tokens or (CPU_FORWARD_TOKENS if device == "cpu" else None)
+    eval_groups = epoch_groups(data.test.samples, config, 0, False) if data.test else []
+    eval_passes = forward_passes(eval_groups[group.rank :: group.world], config, data.pad_id, forward_tokens)
+    per_epoch = len(epoch_groups(data.train.samples, config, 0, True))
+    micro_per_step = config.grad_accum * group.world  # every process reads them all and trains on its share
+    total_steps = config.max_steps or max(1, math.ceil(config.epochs * per_epoch / micro_per_step))
+    lineage = {
+        "base_model": base_model,
+        "base_model_path": str(hf_dir),
+        "data_hash": file_hash(data.train_file, data.test_file, *data.extra_files),
+        "train_samples": len(data.train.samples),
+        "test_samples": len(data.test.samples) if data.test else 0,
+        "skipped_too_long": data.train.skipped_too_long,
+        "dtype": dtype,
+        "device": device,
+        "total_steps": total_steps,
+    }
+    model = load_model(hf_dir, config, dtype, device, init_adapter)
+    if device == "cpu" and keep_embedding_in_bf16(model):
+        lineage["embedding_dtype"] = "bfloat16"
+        release_freed_memory()
+    model.train()
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    optimizer = make_optimizer(config, list(trainable.values()))
+    warmup = warmup_steps(config, total_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(warmup, total_steps))
+    return Recipe(
+        config=config,
+        run_dir=run_dir,
+        group=group,
+        device=device,
+        files=RunFiles(run_dir),
+        lineage=lineage,
+        model=model,
+        trainable=trainable,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        samples=data.train.samples,
+        eval_passes=eval_passes,
+        pad_id=data.pad_id,
+        forward_tokens=forward_tokens,
+        micro_per_step=micro_per_step,
+        per_epoch=per_epoch,
+        total_steps=total_steps,
+    )
+
+
+def start_or_resume(recipe: Recipe, resume: bool, on_message: Callable[[str], None]) -> TrainerState:
+    """The state to go on from: step 0 with a new log, or the last checkpoint's (its log cut back to it)."""
+    files, run_dir, main = recipe.files, recipe.run_dir, recipe.group.main
+    state = TrainerState(step=0, epoch=0, batch_in_epoch=0)
+    if resume:
+        checkpoint = latest_checkpoint(run_dir)
+        if checkpoint is None:
+            raise UsageError(f"--resume {run_dir}: no checkpoint there yet; start the run again without --resume.")
+        if files.read_run_yaml().get("data_hash") != recipe.lineage["data_hash"]:
+            raise UsageError(f"--resume {run_dir}: the data changed since the run started; resume needs the same data.")
+        state = load_checkpoint(checkpoint, recipe.model, recipe.optimizer, recipe.scheduler)
+        if main:
+            files.truncate_log(state.step)
+        on_message(f"resuming {run_dir} from step {state.step} of {recipe.total_steps}")
+    elif main:
+        files.start_log()
+    if main:
+        write_run_yaml(files, recipe.config, recipe.lineage, status="running")
+    return state
+
+
+@dataclass
+class StepResult:
+    loss: float  # mean per labelled token, over every process
+    grad_norm: float
+    lr: float
+    tokens: int  # over every process
+
+
+def train_step(recipe: Recipe, micro_batches: list[list[Sample]], parts) -> StepResult:
+    """One optimiser step over `micro_batches`: this process's share forward and backward, gradients summed
+    across processes, clipped, applied."""
+    config, group = recipe.config, recipe.group
+    decoder, head_weight, softcap = parts
+    passes = [
+        forward_passes(micro_batches[r :: group.world], config, recipe.pad_id, recipe.forward_tokens)
+        for r in range(group.world)
+    ]
+    # Mean over the step's labelled tokens, however they fall into passes and processes.
+    step_labels = sum(batch.n_labels for share in passes for batch in share)
+    loss = 0.0
+    for batch in passes[group.rank]:
+        loss_sum, _ = batch_loss_sum(decoder, head_weight, softcap, batch, recipe.device, config.loss_chunk_tokens)
+        (loss_sum / step_labels).backward()
+        loss += loss_sum.item() / step_labels
+    group.sum_gradients(recipe.trainable.values())
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(recipe.trainable.values(), config.max_grad_norm))
+    lr = recipe.scheduler.get_last_lr()[0]
+    recipe.optimizer.step()
+    recipe.scheduler.step()
+    recipe.optimizer.zero_grad(set_to_none=True)
+    return StepResult(group.sum(loss), grad_norm, lr, sum(batch.n_tokens for share in passes for batch in share))
+
+
+def evaluate_and_keep_best(recipe: Recipe, state: TrainerState) -> float:
+    """The eval loss now; an eval that beats the best so far saves the adapter to run_dir / "best"."""
+    loss = evaluate(recipe.model, recipe.eval_passes, recipe.device, recipe.config.loss_chunk_tokens, recipe.group)
+    if state.best_eval_loss is None or loss < state.best_eval_loss:
+        state.best_eval_loss, state.evals_without_improvement = loss, 0
+        if recipe.group.main:
+            save_best(recipe.model, recipe.run_dir / "best")
+    else:
+        state.evals_without_improvement += 1
+    return loss
+
+
+def finish(recipe: Recipe, state: TrainerState, log: list[dict], last_eval: float | None, speed: float) -> TrainResult:
+    """The adapter, the loss plot and the finished run.yaml (the main process); every process's result."""
+    train_loss = log[-1]["loss"] if log else None
+    result = TrainResult(
+        recipe.run_dir, state.step, train_loss, last_eval, speed, round(peak_rss_gb(), 3), log, state.best_eval_loss
+    )
+    if not recipe.group.main:
+        return result  # tokens_per_s: this process's share
+    recipe.model.save_pretrained(recipe.run_dir)
+    plot_loss(log, recipe.run_dir / "loss.png")
+    outcome = {
+        "steps": result.steps,
+        "train_loss": result.train_loss,
+        "eval_loss": result.eval_loss,
+        "tokens_per_s": result.tokens_per_s,
+        "peak_rss_gb": result.peak_rss_gb,
+        "best_eval_loss": result.best_eval_loss,
+    }
+    write_run_yaml(recipe.files, recipe.config, recipe.lineage, status="finished", result=outcome)
+    return result
 
 
 def train(
@@ -279,168 +467,46 @@ def train(
     init_adapter: Path | None = None,
     group: ProcessGroup = SINGLE,
 ) -> TrainResult:
-    """Train LoRA adapters on `hf_dir` and write the run directory; `resume` continues from its last checkpoint.
-    Every eval that beats the best so far saves the adapter to run_dir / "best"."""
-    from finch.system import system_info
-
-    profile = system_info().profile
-    dtype = profile.dtype if config.dtype == "auto" else config.dtype
-    if config.method == "full" and config.dtype == "auto":
-        dtype = "float32"  # AdamW steps on bf16 weights round away; full fine-tuning keeps fp32 weights
-    device = profile.device
-    torch.manual_seed(config.seed)
-
-    tokenizer, render = data.tokenizer, data.render
-    train_split, test_split = data.train, data.test
-    train_file, test_file = data.train_file, data.test_file
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    if group.main:
-        save_tokenizer(tokenizer, render, run_dir)
-    # The samples are token ids now: a 262k-token vocabulary's tables (~0.3 GB) would only raise the peak.
-    data.tokenizer = tokenizer = None
-    release_freed_memory()
-    for warning in train_split.warnings + (test_split.warnings if test_split else []):
-        on_message(f"warning: {warning}")
-    samples = train_split.samples
-    forward_tokens = config.forward_tokens or (CPU_FORWARD_TOKENS if device == "cpu" else None)
-    eval_groups = epoch_groups(test_split.samples, config, 0, False) if test_split else []
-    eval_passes = forward_passes(eval_groups[group.rank :: group.world], config, pad_id, forward_tokens)
-
-    per_epoch = len(epoch_groups(samples, config, 0, True))
-    micro_per_step = config.grad_accum * group.world  # every process reads them all and trains on its share
-    total_steps = config.max_steps or max(1, math.ceil(config.epochs * per_epoch / micro_per_step))
-    warmup = warmup_steps(config, total_steps)
-
-    files = RunFiles(run_dir)
-    lineage = {
-        "base_model": base_model,
-        "base_model_path": str(hf_dir),
-        "data_hash": file_hash(train_file, test_file, *data.extra_files),
-        "train_samples": len(samples),
-        "test_samples": len(test_split.samples) if test_split else 0,
-        "skipped_too_long": train_split.skipped_too_long,
-        "dtype": dtype,
-        "device": device,
-        "total_steps": total_steps,
-    }
-
-    model = load_model(hf_dir, config, dtype, device, init_adapter)
-    if device == "cpu" and keep_embedding_in_bf16(model):
-        lineage["embedding_dtype"] = "bfloat16"
-        release_freed_memory()
-    model.train()
-    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    optimizer = make_optimizer(config, list(trainable.values()))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(warmup, total_steps))
-    state = TrainerState(step=0, epoch=0, batch_in_epoch=0)
-
-    if resume:
-        checkpoint = latest_checkpoint(run_dir)
-        if checkpoint is None:
-            raise UsageError(f"--resume {run_dir}: no checkpoint there yet; start the run again without --resume.")
-        saved = files.read_run_yaml()
-        if saved.get("data_hash") != lineage["data_hash"]:
-            raise UsageError(f"--resume {run_dir}: the data changed since the run started; resume needs the same data.")
-        state = load_checkpoint(checkpoint, model, optimizer, scheduler)
-        if group.main:
-            files.truncate_log(state.step)
-        on_message(f"resuming {run_dir} from step {state.step} of {total_steps}")
-    elif group.main:
-        files.start_log()
-    if group.main:
-        write_run_yaml(files, config, lineage, status="running")
-
-    decoder, head_weight, softcap = causal_lm_parts(model)
-    stream = group_stream(samples, config, state)
-    log = files.read_log()
+    """Train LoRA adapters (or every weight) on `hf_dir` and write the run directory; `resume` continues from its
+    last checkpoint. Every eval that beats the best so far saves the adapter to run_dir / "best"."""
+    recipe = setup(config, data, hf_dir, base_model, run_dir, init_adapter, group, on_message)
+    state = start_or_resume(recipe, resume, on_message)
+    parts = causal_lm_parts(recipe.model)
+    stream = group_stream(recipe.samples, config, state)
+    log = recipe.files.read_log()
     last_eval = None
-    ranks = range(group.world)
     tokens_seen, train_seconds = 0, 0.0  # optimiser steps only: evals and checkpoints are not throughput
-    while state.step < total_steps:
-        step_started = time.monotonic()
-        micro_batches = [next(stream) for _ in range(micro_per_step)]
-        passes = [forward_passes(micro_batches[r :: group.world], config, pad_id, forward_tokens) for r in ranks]
-        # Mean over the step's labelled tokens, however they fall into passes and processes.
-        step_labels = sum(batch.n_labels for share in passes for batch in share)
-        step_loss = 0.0
-        for batch in passes[group.rank]:
-            loss_sum, _ = batch_loss_sum(decoder, head_weight, softcap, batch, device, config.loss_chunk_tokens)
-            (loss_sum / step_labels).backward()
-            step_loss += loss_sum.item() / step_labels
-        group.sum_gradients(trainable.values())
-        step_loss = group.sum(step_loss)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable.values(), config.max_grad_norm))
-        lr = scheduler.get_last_lr()[0]
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+    while state.step < recipe.total_steps:
+        started = time.monotonic()
+        step = train_step(recipe, [next(stream) for _ in range(recipe.micro_per_step)], parts)
         state.step += 1
-
-        step_seconds = time.monotonic() - step_started
-        step_tokens = sum(batch.n_tokens for share in passes for batch in share)
-        tokens_seen, train_seconds = tokens_seen + step_tokens, train_seconds + step_seconds
+        seconds = time.monotonic() - started
+        tokens_seen, train_seconds = tokens_seen + step.tokens, train_seconds + seconds
         record = {
             "step": state.step,
-            "epoch": round(state.epoch + state.batch_in_epoch / max(per_epoch, 1), 4),
-            "loss": round(step_loss, 6),
-            "lr": lr,
-            "grad_norm": round(grad_norm, 6),
-            "tokens": step_tokens,
-            "tokens_per_s": round(step_tokens / max(step_seconds, 1e-9), 2),
+            "epoch": round(state.epoch + state.batch_in_epoch / max(recipe.per_epoch, 1), 4),
+            "loss": round(step.loss, 6),
+            "lr": step.lr,
+            "grad_norm": round(step.grad_norm, 6),
+            "tokens": step.tokens,
+            "tokens_per_s": round(step.tokens / max(seconds, 1e-9), 2),
             "peak_rss_gb": round(peak_rss_gb(), 3),
         }
-        if device == "cuda":
+        if recipe.device == "cuda":
             record["peak_gpu_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
         due_eval = config.eval_every and state.step % config.eval_every == 0
-        if eval_groups and (due_eval or state.step == total_steps):
-            last_eval = evaluate(model, eval_passes, device, config.loss_chunk_tokens, group)
+        if recipe.eval_passes and (due_eval or state.step == recipe.total_steps):
+            last_eval = evaluate_and_keep_best(recipe, state)
             record["eval_loss"] = round(last_eval, 6)
-            if state.best_eval_loss is None or last_eval < state.best_eval_loss:
-                state.best_eval_loss, state.evals_without_improvement = last_eval, 0
-                if group.main:
-                    save_best(model, run_dir / "best")
-            else:
-                state.evals_without_improvement += 1
         log.append(record)
         if group.main:
-            files.append_log(record)
-        if on_step and group.main:
-            on_step({**record, "total_steps": total_steps})
-        stop_early = (
-            config.early_stopping_patience and state.evals_without_improvement >= config.early_stopping_patience
-        )
-        due_save = config.save_every and state.step % config.save_every == 0 and state.step < total_steps
-        if due_save and group.main:
-            save_checkpoint(run_dir, state, trainable, optimizer, scheduler)
-        if stop_early:
-            patience = config.early_stopping_patience
+            recipe.files.append_log(record)
+            if on_step:
+                on_step({**record, "total_steps": recipe.total_steps})
+        if config.save_every and state.step % config.save_every == 0 and state.step < recipe.total_steps and group.main:
+            save_checkpoint(run_dir, state, recipe.trainable, recipe.optimizer, recipe.scheduler)
+        patience = config.early_stopping_patience
+        if patience and state.evals_without_improvement >= patience:
             on_message(f"early stop at step {state.step}: eval loss did not improve in {patience} evals")
             break
-
-    if not group.main:
-        tokens_per_s = round(tokens_seen / max(train_seconds, 1e-9), 2)  # this process's share
-        return TrainResult(
-            run_dir, state.step, log[-1]["loss"] if log else None, last_eval, tokens_per_s, peak_rss_gb(), log
-        )
-    model.save_pretrained(run_dir)
-    plot_loss(log, run_dir / "loss.png")
-    result = TrainResult(
-        run_dir=run_dir,
-        steps=state.step,
-        train_loss=log[-1]["loss"] if log else None,
-        eval_loss=last_eval,
-        tokens_per_s=round(tokens_seen / max(train_seconds, 1e-9), 2),
-        peak_rss_gb=round(peak_rss_gb(), 3),
-        log=log,
-        best_eval_loss=state.best_eval_loss,
-    )
-    outcome = {
-        "steps": result.steps,
-        "train_loss": result.train_loss,
-        "eval_loss": result.eval_loss,
-        "tokens_per_s": result.tokens_per_s,
-        "peak_rss_gb": result.peak_rss_gb,
-        "best_eval_loss": result.best_eval_loss,
-    }
-    write_run_yaml(files, config, lineage, status="finished", result=outcome)
-    return result
+    return finish(recipe, state, log, last_eval, round(tokens_seen / max(train_seconds, 1e-9), 2))
