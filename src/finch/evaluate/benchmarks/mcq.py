@@ -1,0 +1,56 @@
+"""Four-choice knowledge tests scored by log-likelihood: MMLU (its CSVs) and mmlu_branch (the questions finch's
+teacher wrote about each knowledge leaf's documents, base vs tuned per leaf)."""
+
+from __future__ import annotations
+
+from finch.evaluate.benchmarks import EvalRequest, EvalResult, benchmark
+
+
+def _accuracy(request: EvalRequest, questions, group: str) -> tuple[dict, dict, dict]:
+    from finch.evaluate.mcq import group_accuracy, score_mcqs
+    from finch.inference import load_backend
+
+    limit = f" (at most {request.limit} a {group})" if request.limit else ""
+    request.notes.append(
+        f"{len(questions)} four-choice questions in {len({q.group for q in questions})} {group}s{limit}; zero-shot, "
+        "scored by the log-likelihood of ' A'..' D' after 'Answer:' (lm-eval's MMLU prompt and acc), float32 "
+        "transformers"
+    )
+    results, per_sample, groups = {}, {}, {}
+    for label, ref in request.models.items():
+        with load_backend(ref, request.models_dir, backend="transformers", dtype="float32") as backend:
+            correct = score_mcqs(backend.model, backend.tokenizer, questions)
+        results[label] = {"accuracy": sum(correct) / len(correct), "questions": len(correct)}
+        per_sample[label] = {"accuracy": correct}
+        groups[label] = group_accuracy(questions, correct)
+    return results, per_sample, groups
+
+
+@benchmark("mmlu", needs_data="the MMLU data folder (test/SUBJECT_test.csv); finch downloads nothing.")
+def mmlu(request: EvalRequest) -> EvalResult:
+    from finch.evaluate.mcq import load_mmlu_csv
+
+    questions = load_mmlu_csv(request.data, request.limit)
+    results, per_sample, groups = _accuracy(request, questions, "subject")
+    return EvalResult(results, per_sample, {"subjects": groups})
+
+
+@benchmark(
+    "mmlu_branch",
+    needs_data="a dataset folder holding knowledge_mcq.jsonl (from `finch data generate`).",
+    base_vs_tuned=True,
+)
+def mmlu_branch(request: EvalRequest) -> EvalResult:
+    from finch.evaluate.branch import LeafVerdict, verdict_markdown, verdict_rows
+    from finch.evaluate.mcq import load_knowledge_mcq
+
+    questions = load_knowledge_mcq(request.data, request.limit)
+    results, per_sample, groups = _accuracy(request, questions, "leaf")
+    verdicts = []
+    for leaf in groups["base"]:
+        count = sum(q.group == leaf for q in questions)
+        verdict = LeafVerdict(leaf, count, groups["base"][leaf], groups["tuned"][leaf], "")
+        verdict.verdict = "IMPROVED" if verdict.delta > 0 else "REGRESSED" if verdict.delta < 0 else "UNCHANGED"
+        verdicts.append(verdict)
+    extra = {"leaves": verdict_rows(verdicts), "metric": "accuracy"}
+    return EvalResult(results, per_sample, extra, verdict_markdown(verdicts, "accuracy"))
