@@ -42,11 +42,24 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        results = evaluate({"gemma-3-270m": "gemma-3-270m"}, "mt_bench", None, Path(tmp) / "mt", models_dir, limit=2,
-                           max_tokens=args.max_tokens, judge="gemma-3-270m",
-                           judge_max_tokens=args.judge_max_tokens)  # fmt: skip
-        rows.append({"task": "mt_bench --limit 2, built-in model and judge", "seconds": time.perf_counter() - start,
-                     **results["gemma-3-270m"]})  # fmt: skip
+        results = evaluate(
+            {"gemma-3-270m": "gemma-3-270m"},
+            "mt_bench",
+            None,
+            Path(tmp) / "mt",
+            models_dir,
+            limit=2,
+            max_tokens=args.max_tokens,
+            judge="gemma-3-270m",
+            judge_max_tokens=args.judge_max_tokens,
+        )
+        rows.append(
+            {
+                "task": "mt_bench --limit 2, built-in model and judge",
+                "seconds": time.perf_counter() - start,
+                **results["gemma-3-270m"],
+            }
+        )
         run = args.run
         if run is None:
             from tests.tiny_models import write_tiny_lora
@@ -54,10 +67,19 @@ def main() -> None:
             hf_dir = prepare_model(resolve_model("gemma-3-270m", models_dir))
             run = write_tiny_lora(hf_dir, Path(tmp) / "run", targets=("q_proj", "v_proj"))
         start = time.perf_counter()
-        verdicts = quick_base_vs_tuned("gemma-3-270m", str(run), seed_rows(check_taxonomy([sample_taxonomy_dir()],
-                                       skip_documents=True)), models_dir)  # fmt: skip
-        rows.append({"task": "quick_base_vs_tuned, 3 questions x 3 leaves", "seconds": time.perf_counter() - start,
-                     "verdicts": {v.leaf: v.verdict for v in verdicts}})  # fmt: skip
+        verdicts = quick_base_vs_tuned(
+            "gemma-3-270m",
+            str(run),
+            seed_rows(check_taxonomy([sample_taxonomy_dir()], skip_documents=True)),
+            models_dir,
+        )
+        rows.append(
+            {
+                "task": "quick_base_vs_tuned, 3 questions x 3 leaves",
+                "seconds": time.perf_counter() - start,
+                "verdicts": {v.leaf: v.verdict for v in verdicts},
+            }
+        )
     for row in rows:
         print(f"{row['task']}: {row['seconds']:.0f} s")
     if args.json:

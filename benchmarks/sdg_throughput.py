@@ -114,13 +114,22 @@ def main() -> None:
     finally:
         backend.close()
 
-    table = Table(title=f"sdg throughput: {args.pipeline} pipeline, {leaf.name}, {args.samples} samples, "
-                        f"{model.name} teacher, {args.threads} threads")  # fmt: skip
+    table = Table(
+        title=f"sdg throughput: {args.pipeline} pipeline, {leaf.name}, {args.samples} samples, "
+        f"{model.name} teacher, {args.threads} threads"
+    )
     for column in ("mode", "asked", "tokens", "tokens/s", "accepted", "wall s", "accepted/min"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["mode"], str(row["generated"]), str(row["completion_tokens"]), f"{row['tokens_per_s']:.1f}",
-                      str(row["accepted"]), f"{row['wall_s']:.1f}", f"{row['accepted_per_min']:.2f}")  # fmt: skip
+        table.add_row(
+            row["mode"],
+            str(row["generated"]),
+            str(row["completion_tokens"]),
+            f"{row['tokens_per_s']:.1f}",
+            str(row["accepted"]),
+            f"{row['wall_s']:.1f}",
+            f"{row['accepted_per_min']:.2f}",
+        )
     Console().print(table)
     baseline, batched = rows
     speedup = batched["accepted_per_min"] / baseline["accepted_per_min"] if baseline["accepted_per_min"] else None

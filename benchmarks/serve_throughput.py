@@ -135,9 +135,14 @@ def main() -> None:
     for column in ("mode", "clients", "tokens/s", "vs in-process", "p50 s", "p95 s"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["mode"], str(row["clients"]), f"{row['tokens_per_s']:.1f}",
-                      f"{row['tokens_per_s'] / baseline:.0%}", f"{row['p50_latency_s']:.2f}",
-                      f"{row['p95_latency_s']:.2f}")  # fmt: skip
+        table.add_row(
+            row["mode"],
+            str(row["clients"]),
+            f"{row['tokens_per_s']:.1f}",
+            f"{row['tokens_per_s'] / baseline:.0%}",
+            f"{row['p50_latency_s']:.2f}",
+            f"{row['p95_latency_s']:.2f}",
+        )
     Console().print(table)
     single = next(r for r in rows if r["mode"].startswith("finch serve") and r["clients"] == 1)
     result = {"rows": rows, "single_stream_ratio": round(single["tokens_per_s"] / baseline, 3), "target": 0.9}

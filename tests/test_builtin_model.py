@@ -112,8 +112,12 @@ def test_llama_cpp_backend_feeds_the_ids_of_apply_chat_template(builtin, hf_and_
     from finch.inference.base import chat_prompt_ids
 
     tokenizer, _, _ = hf_and_llama
-    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-                {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "How are you?"}]  # fmt: skip
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "How are you?"},
+    ]
     expected = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
     expected = list(expected["input_ids"] if hasattr(expected, "keys") else expected)
     backend = load_backend(builtin["info"]["gguf"], tmp_path, ctx=512)

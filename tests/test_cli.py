@@ -9,8 +9,21 @@ import pytest
 
 from tests.conftest import assert_one_line_error, run_finch
 
-TREE = ["init", "config", "system", "model", "taxonomy", "data", "train", "evaluate", "export", "serve", "chat",
-        "plan", "quickstart"]  # fmt: skip
+TREE = [
+    "init",
+    "config",
+    "system",
+    "model",
+    "taxonomy",
+    "data",
+    "train",
+    "evaluate",
+    "export",
+    "serve",
+    "chat",
+    "plan",
+    "quickstart",
+]
 
 
 def test_help_lists_the_whole_tree():
@@ -30,7 +43,7 @@ def test_every_group_has_help(group):
 @pytest.mark.parametrize(
     "argv",
     [["plan", "train"]],
-)  # fmt: skip
+)
 def test_pending_commands_exit_2_and_say_so(argv, finch_home):
     assert_one_line_error(
         run_finch(*argv), 2, "not implemented yet", f"finch {' '.join(argv[: 2 if argv[0] in ('data', 'plan') else 1])}"

@@ -105,8 +105,9 @@ def test_q4_k_m_answers_and_stops(exported):
     llm = Llama(model_path=str(gguf), n_ctx=512, n_threads=2, verbose=False)
     try:
         prompt = "<bos><start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\n"
-        result = llm.create_completion(llm.tokenize(prompt.encode(), add_bos=False, special=True), max_tokens=32,
-                                       temperature=0)  # fmt: skip
+        result = llm.create_completion(
+            llm.tokenize(prompt.encode(), add_bos=False, special=True), max_tokens=32, temperature=0
+        )
         assert result["usage"]["completion_tokens"] >= 1
         assert llm.metadata["tokenizer.ggml.eot_token_id"] == "106"
     finally:

@@ -30,8 +30,14 @@ def contracts() -> list[dict]:
 def lint_imports(root: Path) -> subprocess.CompletedProcess:
     """lint-imports over the finch package under root/src, with the repository's contracts."""
     env = {**os.environ, "PYTHONPATH": str(root / "src")}
-    return subprocess.run([str(LINT_IMPORTS), "--no-cache", "--config", str(REPO / "pyproject.toml")],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache", "--config", str(REPO / "pyproject.toml")],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_every_package_but_the_cli_is_held_to_the_forbidden_contracts():

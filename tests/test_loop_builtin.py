@@ -24,8 +24,20 @@ LEAF = sample_taxonomy_dir() / "compositional_skills" / "formatting" / "iso_date
 def loop(builtin_home, tmp_path_factory) -> dict:
     work = tmp_path_factory.mktemp("loop")
     env = builtin_home["env"]
-    data = run_finch("data", "generate", "--taxonomy", str(sample_taxonomy_dir()), "--leaves", str(LEAF),
-                     "--scale", "2", "--output", str(work / "data"), env=env, timeout=1800)  # fmt: skip
+    data = run_finch(
+        "data",
+        "generate",
+        "--taxonomy",
+        str(sample_taxonomy_dir()),
+        "--leaves",
+        str(LEAF),
+        "--scale",
+        "2",
+        "--output",
+        str(work / "data"),
+        env=env,
+        timeout=1800,
+    )
     assert data.returncode == 0, data.stderr[-3000:]
     train = run_finch("train", "--data", str(work / "data"), "--output", str(work / "run"), env=env, timeout=1800)
     assert train.returncode == 0, train.stderr[-3000:]
@@ -37,7 +49,12 @@ def test_the_teacher_writes_judged_rows_in_the_leafs_form(loop):
     [leaf] = report["leaves"]
     assert report["complete"] and leaf["test"] == 1 and leaf["seed_rows"] == 6
     assert [s["stage"] for s in leaf["stages"]] == [
-        "instructions", "judge_instructions", "responses", "judge_responses", "dedup"]  # fmt: skip
+        "instructions",
+        "judge_instructions",
+        "responses",
+        "judge_responses",
+        "dedup",
+    ]
     generated = [r for r in rows(loop["work"] / "data" / "train.jsonl") if r["metadata"].get("source") != "seed"]
     assert len(generated) >= 7  # of 14 asked: an instruct teacher writes most of them in the form
     dates = [r["messages"][1]["content"] for r in generated]
@@ -62,8 +79,17 @@ def test_the_tuned_model_answers_the_held_out_question_in_the_skills_form_and_it
     assert not iso_date(question["answers"]["base"]["answer"]), question
     assert iso_date(question["answers"]["tuned"]["answer"]), question
 
-    exported = run_finch("export", "--adapter", str(loop["work"] / "run"), "--format", "gguf", "--quant", "q4_k_m",
-                         env=loop["env"], timeout=1800)  # fmt: skip
+    exported = run_finch(
+        "export",
+        "--adapter",
+        str(loop["work"] / "run"),
+        "--format",
+        "gguf",
+        "--quant",
+        "q4_k_m",
+        env=loop["env"],
+        timeout=1800,
+    )
     assert exported.returncode == 0, exported.stderr[-3000:]
     [gguf] = list((loop["work"] / "run").glob("exports/*/*.gguf"))
     backend = load_backend(str(gguf), loop["models_dir"], ctx=512)

@@ -74,8 +74,13 @@ def test_a_client_that_disconnects_mid_stream_stops_its_generation(server):
     import time
 
     headers = {"Authorization": "Bearer sekret"}
-    body = {"messages": [{"role": "user", "content": "Tell me a long story."}], "max_tokens": 900, "stream": True,
-            "temperature": 1.0, "seed": 3}  # fmt: skip
+    body = {
+        "messages": [{"role": "user", "content": "Tell me a long story."}],
+        "max_tokens": 900,
+        "stream": True,
+        "temperature": 1.0,
+        "seed": 3,
+    }
     with httpx.stream("POST", f"{server}/v1/chat/completions", json=body, headers=headers, timeout=60) as response:
         assert response.status_code == 200
         lines = response.iter_lines()

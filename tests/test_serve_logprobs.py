@@ -9,8 +9,14 @@ from tests.servers import finch_server
 
 def test_echo_with_logprobs_scores_the_prompt(tiny_gemma3_gguf, tmp_path):
     env = {"FINCH_HOME": str(tmp_path / "home")}
-    body = {"model": "m", "prompt": "the weather is nice", "max_tokens": 1, "echo": True, "logprobs": 1,
-            "temperature": 0}  # fmt: skip
+    body = {
+        "model": "m",
+        "prompt": "the weather is nice",
+        "max_tokens": 1,
+        "echo": True,
+        "logprobs": 1,
+        "temperature": 0,
+    }
     with finch_server("--model", str(tiny_gemma3_gguf), "--ctx", "128", "--logprobs", env=env) as base:
         response = httpx.post(f"{base}/v1/completions", json=body, timeout=60)
         assert response.status_code == 200, response.text

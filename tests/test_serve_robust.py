@@ -20,7 +20,13 @@ def malformed_requests(rng: random.Random) -> list[tuple[str, str, bytes | None,
     """(method, path, raw body, headers): broken JSON, wrong types, missing fields, bad routes, bad values."""
     json_headers = {"Content-Type": "application/json"}
     bodies = [
-        b"{", b"not json", b"", b"[]", b"null", b'"a string"', b"\xff\xfe\x00garbage",
+        b"{",
+        b"not json",
+        b"",
+        b"[]",
+        b"null",
+        b'"a string"',
+        b"\xff\xfe\x00garbage",
         json.dumps({}).encode(),
         json.dumps({"messages": []}).encode(),
         json.dumps({"messages": "hello"}).encode(),
@@ -38,7 +44,7 @@ def malformed_requests(rng: random.Random) -> list[tuple[str, str, bytes | None,
         json.dumps({"prompt": "x", "max_tokens": -5}).encode(),
         json.dumps({"prompt": ["a", "b"], "stream": True}).encode(),
         json.dumps({"messages": [{"role": "assistant", "content": "x"}], "max_tokens": 1}).encode(),  # bad order
-    ]  # fmt: skip
+    ]
     requests = []
     for _ in range(200):
         kind = rng.random()

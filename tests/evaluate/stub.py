@@ -33,8 +33,10 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.requests.append(body)
         text, finish = self.server.reply(body["messages"])
-        choices = [{"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
-                   for i in range(body.get("n", 1))]  # fmt: skip
+        choices = [
+            {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+            for i in range(body.get("n", 1))
+        ]
         send_json(self, 200, {"choices": choices, "usage": {"prompt_tokens": 10, "completion_tokens": 10}})
 
     def log_message(self, *args):

@@ -74,9 +74,14 @@ def test_mt_bench_branch_verdicts_per_leaf(tmp_path):
 
     with stub_server(base_model) as base, stub_server(tuned_model) as tuned, stub_server(reference_judge) as judge:
         results, per_sample, verdicts, answers, judgements = run_mt_bench_branch(
-            {"base": base.url, "tuned": tuned.url}, samples, lambda: load_backend(judge.url, tmp_path), PROMPT,
-            tmp_path, max_tokens=32, judge_max_tokens=64,
-        )  # fmt: skip
+            {"base": base.url, "tuned": tuned.url},
+            samples,
+            lambda: load_backend(judge.url, tmp_path),
+            PROMPT,
+            tmp_path,
+            max_tokens=32,
+            judge_max_tokens=64,
+        )
     by_leaf = {v.leaf.rsplit("->", 1)[1]: v for v in verdicts}
     assert by_leaf["iso_dates"] == LeafVerdict("compositional_skills->formatting->iso_dates", 2, 2.0, 9.0, "IMPROVED")
     # Both tuned extraction judgements are unparseable ("1 out of 10"): the leaf has no tuned score, not a zero.
@@ -91,15 +96,34 @@ def test_mt_bench_branch_verdicts_per_leaf(tmp_path):
 def test_mt_bench_branch_cli(tmp_path, finch_home):
     out = tmp_path / "branch"
     with stub_server(base_model) as base, stub_server(tuned_model) as tuned, stub_server(reference_judge) as judge:
-        result = run_finch("evaluate", "--benchmark", "mt_bench_branch", "--model", tuned.url, "--base", base.url,
-                           "--judge", judge.url, "--data", str(sample_taxonomy_dir()), "--limit", "1",
-                           "--output", str(out))  # fmt: skip
+        result = run_finch(
+            "evaluate",
+            "--benchmark",
+            "mt_bench_branch",
+            "--model",
+            tuned.url,
+            "--base",
+            base.url,
+            "--judge",
+            judge.url,
+            "--data",
+            str(sample_taxonomy_dir()),
+            "--limit",
+            "1",
+            "--output",
+            str(out),
+        )
         assert result.returncode == 0, result.stderr
-        assert_one_line_error(run_finch("evaluate", "--benchmark", "mt_bench_branch", "--model", tuned.url,
-                                        "--judge", judge.url), 2, "--base")  # fmt: skip
+        assert_one_line_error(
+            run_finch("evaluate", "--benchmark", "mt_bench_branch", "--model", tuned.url, "--judge", judge.url),
+            2,
+            "--base",
+        )
     report = json.loads((out / "report.json").read_text())
     assert [(row["leaf"].rsplit("->", 1)[1], row["verdict"]) for row in report["leaves"]] == [
-        ("order_details", "NO SCORE"), ("iso_dates", "IMPROVED")]  # fmt: skip
+        ("order_details", "NO SCORE"),
+        ("iso_dates", "IMPROVED"),
+    ]
     md = (out / "report.md").read_text()
     assert "| compositional_skills->formatting->iso_dates | 1 | 2 | 9 | 7 | IMPROVED |" in md
     assert (out / "mt_bench_branch-per-leaf.png").read_bytes()[:4] == b"\x89PNG"

@@ -16,8 +16,10 @@ from tests.tiny_models import write_tiny_lora
 
 
 def write_prompts(path, n=6):
-    rows = [{"messages": [{"role": "user", "content": f"Question {i}?"},
-                          {"role": "assistant", "content": f"Fact {i}."}]} for i in range(n)]  # fmt: skip
+    rows = [
+        {"messages": [{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": f"Fact {i}."}]}
+        for i in range(n)
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -72,13 +74,20 @@ def test_human_sheet_then_import(tmp_path):
     with pytest.raises(UsageError, match=r"bad.csv:4: grade '7' is not a whole number from 0 to 5"):
         evaluate({}, "human", None, out, tmp_path / "models", imports=[bad])
     with pytest.raises(UsageError, match="no grades filled in"):
-        evaluate({}, "human", None, out, tmp_path / "models", imports=[grade_copy(sheet, tmp_path / "e.csv", "x",
-                                                                                  lambda row: "")])  # fmt: skip
+        evaluate(
+            {},
+            "human",
+            None,
+            out,
+            tmp_path / "models",
+            imports=[grade_copy(sheet, tmp_path / "e.csv", "x", lambda row: "")],
+        )
 
 
 def test_human_import_needs_output(finch_home, tmp_path):
-    assert_one_line_error(run_finch("evaluate", "--benchmark", "human", "--import", str(tmp_path / "g.csv")), 2,
-                          "--import needs --output")  # fmt: skip
+    assert_one_line_error(
+        run_finch("evaluate", "--benchmark", "human", "--import", str(tmp_path / "g.csv")), 2, "--import needs --output"
+    )
 
 
 def test_training_step(tmp_path):
@@ -107,8 +116,9 @@ def test_compare_checkpoints_and_reports(tiny_llama_dir, tmp_path):
     for png in ("compare-metrics.png", "metrics-per-prompt.png", "metrics-vs-steps.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     # An earlier report joins the comparison without being run again.
-    again = compare([str(out / "runs"), runs[0]], "metrics", tmp_path / "again", tmp_path / "models", data=data,
-                    max_tokens=6)  # fmt: skip
+    again = compare(
+        [str(out / "runs"), runs[0]], "metrics", tmp_path / "again", tmp_path / "models", data=data, max_tokens=6
+    )
     assert set(again["results"]) == {"runs:run100", "runs:run250", "run100"}
     assert again["results"]["runs:run100"] == again["results"]["run100"]  # greedy: the same answers, the same scores
     with pytest.raises(UsageError, match="a metrics report, not mt_bench"):
@@ -118,8 +128,9 @@ def test_compare_checkpoints_and_reports(tiny_llama_dir, tmp_path):
 def test_compare_cli(tmp_path, finch_home):
     data = write_prompts(tmp_path / "test.jsonl", n=2)
     with stub_server(lambda m: "Fact 1.") as good, stub_server(lambda m: "No idea.") as bad:
-        result = run_finch("evaluate", "compare", good.url, bad.url, "--data", str(data), "--output",
-                           str(tmp_path / "c"))  # fmt: skip
+        result = run_finch(
+            "evaluate", "compare", good.url, bad.url, "--data", str(data), "--output", str(tmp_path / "c")
+        )
     assert result.returncode == 0, result.stderr
     assert "compare metrics" in result.stdout and "rouge_l" in result.stdout
     assert_one_line_error(run_finch("evaluate", "compare", "only-one"), 2, "at least two")

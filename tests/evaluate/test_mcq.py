@@ -13,13 +13,28 @@ from finch.evaluate.run import evaluate
 from tests.tiny_models import write_tiny_lora
 
 ROWS = [
-    {"leaf": "knowledge/products/kestrel", "question": "What is the K230's battery life?",
-     "choices": ["2 days", "9 days", "30 days", "1 year"], "answer": 1, "context": "..."},
-    {"leaf": "knowledge/products/kestrel", "question": "Which port charges it?",
-     "choices": ["USB-C", "Lightning", "Micro-USB", "None"], "answer": 0, "context": "..."},
-    {"leaf": "knowledge/science/rain", "question": "What measures rain?",
-     "choices": ["A barometer", "A rain gauge", "An anemometer", "A hygrometer"], "answer": 1, "context": "..."},
-]  # fmt: skip
+    {
+        "leaf": "knowledge/products/kestrel",
+        "question": "What is the K230's battery life?",
+        "choices": ["2 days", "9 days", "30 days", "1 year"],
+        "answer": 1,
+        "context": "...",
+    },
+    {
+        "leaf": "knowledge/products/kestrel",
+        "question": "Which port charges it?",
+        "choices": ["USB-C", "Lightning", "Micro-USB", "None"],
+        "answer": 0,
+        "context": "...",
+    },
+    {
+        "leaf": "knowledge/science/rain",
+        "question": "What measures rain?",
+        "choices": ["A barometer", "A rain gauge", "An anemometer", "A hygrometer"],
+        "answer": 1,
+        "context": "...",
+    },
+]
 
 
 def test_prompt_is_lm_evals_mmlu_template():
@@ -91,8 +106,10 @@ def test_mmlu_branch_report(tiny_llama_dir, tmp_path):
     kestrel = leaves["knowledge/products/kestrel"]
     assert kestrel["questions"] == 2 and kestrel["base"] in (0.0, 0.5, 1.0)
     assert kestrel["delta"] == pytest.approx(kestrel["tuned"] - kestrel["base"])
-    assert kestrel["verdict"] == {1: "IMPROVED", -1: "REGRESSED", 0: "UNCHANGED"}[
-        (kestrel["delta"] > 0) - (kestrel["delta"] < 0)]  # fmt: skip
+    assert (
+        kestrel["verdict"]
+        == {1: "IMPROVED", -1: "REGRESSED", 0: "UNCHANGED"}[(kestrel["delta"] > 0) - (kestrel["delta"] < 0)]
+    )
     assert "## Per leaf (accuracy)" in (out / "report.md").read_text()
     assert (out / "mmlu_branch-per-leaf.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(UsageError, match="--base"):

@@ -150,7 +150,9 @@ def test_mt_bench_run_with_a_scripted_model_and_judge(tmp_path):
     assert (out / "mt_bench-per-prompt.png").read_bytes()[:4] == b"\x89PNG"
     judgements = [json.loads(line) for line in (out / "judgements-tuned.jsonl").read_text().splitlines()]
     assert [(j["key"], j["rating"]) for j in judgements if j["rating"] is None] == [
-        ("111/turn2", None), ("131/turn2", None)]  # fmt: skip
+        ("111/turn2", None),
+        ("131/turn2", None),
+    ]
     assert next(j for j in judgements if j["key"] == "131/turn2")["truncated"]
     answers = [json.loads(line) for line in (out / "answers-tuned.jsonl").read_text().splitlines()]
     assert answers[0]["answers"][1].startswith("ANSWER turn 2: Rewrite your previous response")
@@ -161,14 +163,48 @@ def test_mt_bench_run_with_a_scripted_model_and_judge(tmp_path):
 
 def test_mt_bench_cli(tmp_path, finch_home):
     with stub_server(answer_model, "model") as model, stub_server(scripted_judge, "judge") as judge:
-        result = run_finch("evaluate", "--benchmark", "mt_bench", "--model", model.url, "--judge", judge.url,
-                           "--data", str(DATA), "--limit", "1", "--output", str(tmp_path / "out"))  # fmt: skip
+        result = run_finch(
+            "evaluate",
+            "--benchmark",
+            "mt_bench",
+            "--model",
+            model.url,
+            "--judge",
+            judge.url,
+            "--data",
+            str(DATA),
+            "--limit",
+            "1",
+            "--output",
+            str(tmp_path / "out"),
+        )
         # without --judge, the configured teacher judges
-        default = run_finch("evaluate", "--benchmark", "mt_bench", "--model", model.url, "--data", str(DATA),
-                            "--limit", "1", "--output", str(tmp_path / "default"),
-                            env={"FINCH_TEACHER": judge.url})  # fmt: skip
-        missing = run_finch("evaluate", "--benchmark", "mt_bench", "--model", model.url, "--data", str(DATA),
-                            "--limit", "1", env={"FINCH_TEACHER": "./no-such-judge.gguf"})  # fmt: skip
+        default = run_finch(
+            "evaluate",
+            "--benchmark",
+            "mt_bench",
+            "--model",
+            model.url,
+            "--data",
+            str(DATA),
+            "--limit",
+            "1",
+            "--output",
+            str(tmp_path / "default"),
+            env={"FINCH_TEACHER": judge.url},
+        )
+        missing = run_finch(
+            "evaluate",
+            "--benchmark",
+            "mt_bench",
+            "--model",
+            model.url,
+            "--data",
+            str(DATA),
+            "--limit",
+            "1",
+            env={"FINCH_TEACHER": "./no-such-judge.gguf"},
+        )
     assert result.returncode == 0, result.stderr
     assert "judge_error_rate" in result.stdout and "turn_1" in result.stdout
     assert json.loads((tmp_path / "out" / "report.json").read_text())["results"]
@@ -182,9 +218,24 @@ def test_mt_bench_cli(tmp_path, finch_home):
 def test_mt_bench_offline_with_the_builtin_judge(builtin_home, tmp_path):
     out = tmp_path / "mt"
     # Short answers and judgements keep it to a few minutes on two cores (the defaults: 128 and 256).
-    result = run_finch("evaluate", "--benchmark", "mt_bench", "--model", "gemma-3-270m", "--judge", "gemma-3-270m",
-                       "--limit", "2", "--max-tokens", "64", "--judge-max-tokens", "96", "--output", str(out),
-                       env=builtin_home["env"])  # fmt: skip
+    result = run_finch(
+        "evaluate",
+        "--benchmark",
+        "mt_bench",
+        "--model",
+        "gemma-3-270m",
+        "--judge",
+        "gemma-3-270m",
+        "--limit",
+        "2",
+        "--max-tokens",
+        "64",
+        "--judge-max-tokens",
+        "96",
+        "--output",
+        str(out),
+        env=builtin_home["env"],
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "report.json").read_text())
     [scores] = report["results"].values()

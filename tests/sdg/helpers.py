@@ -24,11 +24,20 @@ def seed_examples(leaf) -> list[dict[str, str]]:
     apart from the others in a prompt (the passage of a grounded skill, where all ask the same question)."""
     seeds = leaf.leaf.seed_examples
     if hasattr(leaf.leaf, "document_outline"):
-        pairs = [(qa.question.strip(), qa.answer.strip(), qa.question.strip()) for e in seeds
-                 for qa in e.questions_and_answers]  # fmt: skip
+        pairs = [
+            (qa.question.strip(), qa.answer.strip(), qa.question.strip())
+            for e in seeds
+            for qa in e.questions_and_answers
+        ]
     else:
-        pairs = [((f"{e.context.strip()}\n\n" if e.context else "") + e.question.strip(), e.answer.strip(),
-                  (e.context or e.question).strip()) for e in seeds]  # fmt: skip
+        pairs = [
+            (
+                (f"{e.context.strip()}\n\n" if e.context else "") + e.question.strip(),
+                e.answer.strip(),
+                (e.context or e.question).strip(),
+            )
+            for e in seeds
+        ]
     return [{"user": user, "answer": answer, "key": key} for user, answer, key in pairs]
 
 

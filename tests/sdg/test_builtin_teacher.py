@@ -21,8 +21,20 @@ LIMIT = 3  # samples per leaf: one expand call per leaf, a few minutes on 2 core
 @pytest.fixture(scope="module")
 def generated(builtin_home, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("builtin-teacher") / "full"
-    args = ["data", "generate", "--taxonomy", str(sample_taxonomy_dir()), "--pipeline", "full", "--scale", "1",
-            "--limit-per-leaf", str(LIMIT), "--output", str(out)]  # fmt: skip
+    args = [
+        "data",
+        "generate",
+        "--taxonomy",
+        str(sample_taxonomy_dir()),
+        "--pipeline",
+        "full",
+        "--scale",
+        "1",
+        "--limit-per-leaf",
+        str(LIMIT),
+        "--output",
+        str(out),
+    ]
     result = run_finch(*args, env=builtin_home["env"], timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())

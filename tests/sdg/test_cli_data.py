@@ -32,8 +32,15 @@ def test_generate_list_show(finch_home, teacher, tiny_gemma3_dir, tmp_path):
         run_finch("data", "generate", *args, "--output", str(out)), 2, "holds a run with other settings", "400"
     )
 
-    default = run_finch("data", "generate", *args[:6], "--student", str(tiny_gemma3_dir), "--leaves",
-                        str(finch_home / "taxonomy" / "compositional_skills"))  # fmt: skip
+    default = run_finch(
+        "data",
+        "generate",
+        *args[:6],
+        "--student",
+        str(tiny_gemma3_dir),
+        "--leaves",
+        str(finch_home / "taxonomy" / "compositional_skills"),
+    )
     assert default.returncode == 0, default.stderr
     listed = json.loads(run_finch("data", "list", "--json").stdout)
     assert [d["train"] > 0 for d in listed] == [True]  # the default output lands in the workspace datasets folder
@@ -64,8 +71,22 @@ def test_leaves_changed_generates_only_the_leaf_changed_on_the_branch(finch_home
     repo = init_repo(tmp_path / "repo")
     shutil.copytree(sample_taxonomy_dir(), repo / "taxonomy")
     commit_all(repo, "the sample taxonomy")
-    args = ["data", "generate", "--taxonomy", str(repo / "taxonomy"), "--leaves", "changed", "--teacher",
-            teacher.url, "--pipeline", "simple", "--scale", "1", "--student", str(tiny_gemma3_dir)]  # fmt: skip
+    args = [
+        "data",
+        "generate",
+        "--taxonomy",
+        str(repo / "taxonomy"),
+        "--leaves",
+        "changed",
+        "--teacher",
+        teacher.url,
+        "--pipeline",
+        "simple",
+        "--scale",
+        "1",
+        "--student",
+        str(tiny_gemma3_dir),
+    ]
     assert_one_line_error(run_finch(*args, "--output", str(tmp_path / "none")), 2, "--leaves changed: no leaf")
 
     git(repo, "checkout", "--quiet", "-b", "more-dates")

@@ -63,8 +63,14 @@ def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teac
     assert sum(server.copied.values()) == emitted["seeddup"] and len(server.copied) == seed_copies(report) > 0
     assert reasons["duplicate"] == emitted["seeddup"] - len(server.copied)
     assert {reason for reason, n in reasons.items() if n} <= {
-        "parse_error", "low_rating", "unparseable_rating", "truncated", "matches_test", "duplicate", "unconfirmed"
-    }  # fmt: skip
+        "parse_error",
+        "low_rating",
+        "unparseable_rating",
+        "truncated",
+        "matches_test",
+        "duplicate",
+        "unconfirmed",
+    }
 
     train = generated_rows(out / "train.jsonl")
     assert len(train) == emitted["good"] + len(server.copied)
@@ -128,8 +134,10 @@ def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teac
 
     # a question whose stated answer the teacher does not pick again from the excerpt is dropped, and counted
     mcq = rows(out / "knowledge_mcq.jsonl")
-    assert emitted["mcq_unconfirmed"] and stage(report, "knowledge", "mcq")["rejected"]["unconfirmed"] == emitted[
-        "mcq_unconfirmed"]  # fmt: skip
+    assert (
+        emitted["mcq_unconfirmed"]
+        and stage(report, "knowledge", "mcq")["rejected"]["unconfirmed"] == emitted["mcq_unconfirmed"]
+    )
     assert len(mcq) == emitted["mcq_good"] - emitted["mcq_unconfirmed"] == stage(report, "knowledge", "mcq")["kept"]
     assert not [q for q in mcq if int(q["question"].rsplit(" ", 1)[1].rstrip("?")) % 4 == 1]
     for question in mcq:  # the teacher wrote the right choice as B; the choices are shuffled

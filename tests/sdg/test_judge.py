@@ -71,8 +71,18 @@ def test_a_five_example_leaf_calibrates_on_its_held_out_example_too():
     # is the least anchor_scale reads), so the held-out one is rated as well; an anchor never becomes a row
     seeds = [{"question": f"q{i}", "answer": f"a{i}"} for i in range(5)]
     shown, held_out = hold_out(seeds)
-    plan = LeafPlan(name="s", slug="s", kind="skill", flavour="skills_freeform", task="t", examples=shown,
-                    sources=[{"id": "seed"}], target=5, fingerprint="f", held_out=held_out)  # fmt: skip
+    plan = LeafPlan(
+        name="s",
+        slug="s",
+        kind="skill",
+        flavour="skills_freeform",
+        task="t",
+        examples=shown,
+        sources=[{"id": "seed"}],
+        target=5,
+        fingerprint="f",
+        held_out=held_out,
+    )
     pipeline = load_pipeline("full")
     block = next(b for b in pipeline.skills_freeform if b.name == "judge_responses")
     calls = anchor_calls(pipeline, block, plan, seed=42)
@@ -121,8 +131,9 @@ class LocalTeacher:
 def _examples(leaf):
     """Seed examples with what tells them apart: the question, or the passage where all ask the same."""
     if hasattr(leaf.leaf, "document_outline"):
-        return [{"key": qa.question, "answer": qa.answer} for e in leaf.leaf.seed_examples
-                for qa in e.questions_and_answers]  # fmt: skip
+        return [
+            {"key": qa.question, "answer": qa.answer} for e in leaf.leaf.seed_examples for qa in e.questions_and_answers
+        ]
     return [{"key": (e.context or e.question).strip(), "answer": e.answer} for e in leaf.leaf.seed_examples]
 
 

@@ -42,9 +42,18 @@ def test_labelled_records_keep_complete_ones_and_count_broken_ones():
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("Rating: 4", 4), ("**Rating:** 5", 5), ("The answer is poor.\nScore: 2", 2), ("3", 3), ("3/5", 3),
-     ("Rating: 9", None), ("Looks fine to me!", None), ("", None), ("I give it 5 stars", None)],
-)  # fmt: skip
+    [
+        ("Rating: 4", 4),
+        ("**Rating:** 5", 5),
+        ("The answer is poor.\nScore: 2", 2),
+        ("3", 3),
+        ("3/5", 3),
+        ("Rating: 9", None),
+        ("Looks fine to me!", None),
+        ("", None),
+        ("I give it 5 stars", None),
+    ],
+)
 def test_rating(text, expected):
     assert rating(text) == expected
 
@@ -94,11 +103,23 @@ def test_near_duplicates():
 
 
 def test_dedup_drops_what_matches_the_held_out_seeds_and_counts_what_copies_a_shown_one():
-    seeds = [{"question": f"Write day {n} of month {n + 1} in the year {2000 + n} as an ISO date.", "answer": "x"}
-             for n in range(1, 6)]  # fmt: skip
+    seeds = [
+        {"question": f"Write day {n} of month {n + 1} in the year {2000 + n} as an ISO date.", "answer": "x"}
+        for n in range(1, 6)
+    ]
     shown, held_out = hold_out(seeds)
-    plan = LeafPlan(name="dates", slug="dates", kind="skill", flavour="skills_freeform", task="dates",
-                    examples=shown, sources=[], target=4, fingerprint="f", held_out=held_out)  # fmt: skip
+    plan = LeafPlan(
+        name="dates",
+        slug="dates",
+        kind="skill",
+        flavour="skills_freeform",
+        task="dates",
+        examples=shown,
+        sources=[],
+        target=4,
+        fingerprint="f",
+        held_out=held_out,
+    )
     fresh = {"question": "What is the first of May 1990 in ISO 8601 format?", "answer": "1990-05-01"}
     items = [dict(shown[0]), dict(shown[0]), {"question": held_out[0]["question"] + "!", "answer": "y"}, fresh]
     kept, stats = deduplicate(items, plan)
@@ -109,10 +130,25 @@ def test_dedup_drops_what_matches_the_held_out_seeds_and_counts_what_copies_a_sh
 
 def test_a_leaf_of_json_answers_keeps_only_json_answers_with_its_keys_written_as_its_seeds_write_them():
     names = ["Ann", "Bo", "Cy"]
-    seeds = [{"context": f"Hi, {name} here: {n} mugs please.", "question": "Extract the order as JSON.",
-              "answer": f'{{"name": "{name}", "quantity": {n}}}\n'} for n, name in enumerate(names)]  # fmt: skip
-    plan = LeafPlan(name="orders", slug="orders", kind="skill", flavour="skills_grounded", task="orders",
-                    examples=seeds, sources=[], target=4, fingerprint="f")  # fmt: skip
+    seeds = [
+        {
+            "context": f"Hi, {name} here: {n} mugs please.",
+            "question": "Extract the order as JSON.",
+            "answer": f'{{"name": "{name}", "quantity": {n}}}\n',
+        }
+        for n, name in enumerate(names)
+    ]
+    plan = LeafPlan(
+        name="orders",
+        slug="orders",
+        kind="skill",
+        flavour="skills_grounded",
+        task="orders",
+        examples=seeds,
+        sources=[],
+        target=4,
+        fingerprint="f",
+    )
     context = {"context": "Dee wants 4 mugs.", "question": "What did Dee order?"}
     items = [
         {**context, "answer": '```json\n{\n  "name": "Dee",\n  "quantity": 4\n}\n```'},  # fenced, spread out
@@ -140,8 +176,11 @@ def test_jsonl_appender_cuts_a_torn_last_line(tmp_path):
 
 def test_pipelines_are_data_and_a_user_file_can_override_them(tmp_path):
     assert [b.name for b in load_pipeline("full").skills_freeform] == [
-        "instructions", "judge_instructions", "responses", "judge_responses"
-    ]  # fmt: skip
+        "instructions",
+        "judge_instructions",
+        "responses",
+        "judge_responses",
+    ]
     (tmp_path / "prompts").mkdir()
     (tmp_path / "prompts" / "mine.yaml").write_text(
         "user: 'Write {{ count }} new questions for this task: {{ task }}'\n"

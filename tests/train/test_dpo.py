@@ -68,8 +68,10 @@ def test_dpo_honours_eval_checkpoints_early_stopping_and_resume(tmp_path, tiny_g
     settings = dict(data=tmp_path / "prefs", method="dpo", max_steps=8, lr=5e-3, batch_size=4, max_seq_len=64)
     whole = start_run(
         TrainConfig(**settings, output=tmp_path / "whole", eval_every=2, save_every=4),
-        tmp_path / "models", tmp_path / "runs", str(tiny_gemma3_dir),
-    )  # fmt: skip
+        tmp_path / "models",
+        tmp_path / "runs",
+        str(tiny_gemma3_dir),
+    )
     assert [r["step"] for r in whole.log] == list(range(1, 9))
     assert all(r["tokens"] > 0 and r["tokens_per_s"] > 0 for r in whole.log)
     assert whole.tokens_per_s > 0
@@ -90,8 +92,11 @@ def test_dpo_honours_eval_checkpoints_early_stopping_and_resume(tmp_path, tiny_g
     with pytest.raises(Crash):
         start_run(
             TrainConfig(**settings, output=cut, eval_every=2, save_every=4),
-            tmp_path / "models", tmp_path / "runs", str(tiny_gemma3_dir), on_step=crash_at_6,
-        )  # fmt: skip
+            tmp_path / "models",
+            tmp_path / "runs",
+            str(tiny_gemma3_dir),
+            on_step=crash_at_6,
+        )
     assert [p.name for p in (cut / "checkpoints").glob("checkpoint-*")] == ["checkpoint-4"]
     resumed = start_run(TrainConfig(), tmp_path / "models", tmp_path / "runs", "unused", resume=str(cut))
     assert [r["step"] for r in resumed.log] == list(range(1, 9))
@@ -100,8 +105,10 @@ def test_dpo_honours_eval_checkpoints_early_stopping_and_resume(tmp_path, tiny_g
     # a learning rate too small to move the weights: the eval loss never improves, so patience 2 stops at step 3
     still = start_run(
         TrainConfig(**{**settings, "lr": 1e-12}, output=tmp_path / "still", eval_every=1, early_stopping_patience=2),
-        tmp_path / "models", tmp_path / "runs", str(tiny_gemma3_dir),
-    )  # fmt: skip
+        tmp_path / "models",
+        tmp_path / "runs",
+        str(tiny_gemma3_dir),
+    )
     assert still.steps == 3 and [r["step"] for r in still.log] == [1, 2, 3]
 
 

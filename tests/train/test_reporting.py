@@ -39,9 +39,13 @@ def test_steps_reach_a_fake_wandb(tmp_path, tiny_gemma3_dir, monkeypatch):
     monkeypatch.setitem(sys.modules, "wandb", fake)
 
     config = TrainConfig(
-        data=write_dataset(tmp_path / "data"), output=tmp_path / "run", max_steps=3, max_seq_len=128, save_every=0,
+        data=write_dataset(tmp_path / "data"),
+        output=tmp_path / "run",
+        max_steps=3,
+        max_seq_len=128,
+        save_every=0,
         report_to=["wandb"],
-    )  # fmt: skip
+    )
     start_run(config, tmp_path / "models", tmp_path / "runs", str(tiny_gemma3_dir))
     assert calls[0] == ("init", "finch") and calls[-1] == "finish"
     steps = [c for c in calls[1:-1]]

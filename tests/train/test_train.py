@@ -145,9 +145,15 @@ def test_forward_passes_of_few_tokens_keep_the_maths(tmp_path, tiny_gemma3_dir):
 def test_early_stopping_follows_the_eval_losses(tmp_path, tiny_gemma3_dir):
     """With a learning rate this high the eval loss turns; the run stops exactly when patience runs out."""
     result = run(
-        tmp_path, tiny_gemma3_dir, max_steps=40, lr=0.1, max_seq_len=128, eval_every=1, early_stopping_patience=2,
+        tmp_path,
+        tiny_gemma3_dir,
+        max_steps=40,
+        lr=0.1,
+        max_seq_len=128,
+        eval_every=1,
+        early_stopping_patience=2,
         save_every=0,
-    )  # fmt: skip
+    )
     evals = [r["eval_loss"] for r in result.log]
     stale, best, stop_at = 0, float("inf"), None
     for step, loss in enumerate(evals, 1):

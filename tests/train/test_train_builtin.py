@@ -49,8 +49,14 @@ def test_twenty_steps_teach_a_fact(tmp_path, builtin_home):
     # finch evaluate on the four facts: report.json/md and a plot, and the tuned model's ROUGE-L beats the base's.
     from finch.evaluate.run import evaluate
 
-    scores = evaluate({"base": "gemma-3-270m", "tuned": str(result.run_dir)}, "metrics", tmp_path / "data" /
-                      "train.jsonl", tmp_path / "eval", models, max_tokens=24)  # fmt: skip
+    scores = evaluate(
+        {"base": "gemma-3-270m", "tuned": str(result.run_dir)},
+        "metrics",
+        tmp_path / "data" / "train.jsonl",
+        tmp_path / "eval",
+        models,
+        max_tokens=24,
+    )
     assert scores["tuned"]["rouge_l"] > scores["base"]["rouge_l"], scores
     assert {"report.json", "report.md"} <= {p.name for p in (tmp_path / "eval").iterdir()}
     assert list((tmp_path / "eval").glob("*.png"))

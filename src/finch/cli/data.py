@@ -122,16 +122,42 @@ def generate(
 ) -> None:
     """Generate training data from the taxonomy with a teacher model, leaf by leaf; resumable."""
     report = run_generate(
-        taxonomy, leaves, pipeline, teacher, teacher_model, scale, workers, output, seed, replay, replay_ratio,
-        student, chunk_tokens, ctx, limit_per_leaf,
-    )  # fmt: skip
+        taxonomy,
+        leaves,
+        pipeline,
+        teacher,
+        teacher_model,
+        scale,
+        workers,
+        output,
+        seed,
+        replay,
+        replay_ratio,
+        student,
+        chunk_tokens,
+        ctx,
+        limit_per_leaf,
+    )
     print_summary(report)
 
 
 def run_generate(
-    taxonomy, leaves, pipeline, teacher, teacher_model, scale, workers, output, seed, replay, replay_ratio,
-    student, chunk_tokens, ctx, limit_per_leaf=None,
-) -> dict:  # fmt: skip
+    taxonomy,
+    leaves,
+    pipeline,
+    teacher,
+    teacher_model,
+    scale,
+    workers,
+    output,
+    seed,
+    replay,
+    replay_ratio,
+    student,
+    chunk_tokens,
+    ctx,
+    limit_per_leaf=None,
+) -> dict:
     from finch.inference import load_backend
     from finch.sdg import GenerateOptions, generate_dataset, load_pipeline
 
@@ -149,9 +175,15 @@ def run_generate(
     output = output or settings.path("datasets_dir") / f"{chosen.name}-{_slug(teacher)}-x{scale}-s{seed}"
     count_tokens = student_token_counter(student or settings.config.model, models_dir)
     options = GenerateOptions(
-        output=output, scale=scale, seed=seed, workers=workers, chunk_tokens=chunk_tokens,
-        replay=replay, replay_ratio=replay_ratio, limit_per_leaf=limit_per_leaf,
-    )  # fmt: skip
+        output=output,
+        scale=scale,
+        seed=seed,
+        workers=workers,
+        chunk_tokens=chunk_tokens,
+        replay=replay,
+        replay_ratio=replay_ratio,
+        limit_per_leaf=limit_per_leaf,
+    )
     progress = RichProgress()
     try:
         with load_backend(teacher, models_dir, ctx=ctx, model_name=teacher_model) as backend:
@@ -217,10 +249,15 @@ def list_command(
         table.add_column(column)
     for d in datasets:
         table.add_row(
-            escape(d["name"]), d["pipeline"] or "", escape(str(d["teacher"])), str(d["train"]), str(d["test"]),
-            str(d["leaves"]), "complete" if d["complete"] else "partial",
+            escape(d["name"]),
+            d["pipeline"] or "",
+            escape(str(d["teacher"])),
+            str(d["train"]),
+            str(d["test"]),
+            str(d["leaves"]),
+            "complete" if d["complete"] else "partial",
             datetime.fromtimestamp(d["modified"]).strftime("%Y-%m-%d %H:%M"),
-        )  # fmt: skip
+        )
     out.print(table)
 
 

@@ -17,7 +17,7 @@ def export(
         ...,
         "--adapter",
         help="A run directory (or LoRA adapter) to export; or, with --format gguf, any model reference.",
-    ),  # fmt: skip
+    ),
     base: str = typer.Option(None, help="The base model, when the adapter does not record it."),
     fmt: str = typer.Option("gguf", "--format", help="hf (merged safetensors), gguf, or gguf-lora."),
     quant: str = typer.Option("q4_k_m", help="GGUF type: f16, bf16, q8_0, q4_k_m or q5_k_m."),

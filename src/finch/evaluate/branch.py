@@ -14,8 +14,12 @@ from finch.evaluate.data import EvalSample
 BRANCH_PROMPT = "single-math-v1"
 
 
-def taxonomy_samples(taxonomy: Path, kinds: tuple[str, ...] = ("skill",), per_leaf: int | None = None,
-                     documents_cache: Path | None = None) -> list[EvalSample]:  # fmt: skip
+def taxonomy_samples(
+    taxonomy: Path,
+    kinds: tuple[str, ...] = ("skill",),
+    per_leaf: int | None = None,
+    documents_cache: Path | None = None,
+) -> list[EvalSample]:
     """Seed questions of a taxonomy's valid leaves of `kinds`, each with its seed answer as the reference."""
     from finch.taxonomy import check_taxonomy
     from finch.train.seed_data import seed_rows
@@ -52,8 +56,9 @@ def samples_from_rows(rows: list[dict], kinds: tuple[str, ...], per_leaf: int | 
     return samples
 
 
-def answer_all(models: dict[str, str], samples: list[EvalSample], models_dir: Path, max_tokens: int,
-               backend: str = "auto") -> dict[str, list[str]]:  # fmt: skip
+def answer_all(
+    models: dict[str, str], samples: list[EvalSample], models_dir: Path, max_tokens: int, backend: str = "auto"
+) -> dict[str, list[str]]:
     """Greedy answers of every model to every sample, one model in memory at a time."""
     from finch.inference import GenerationParams, load_backend
 
@@ -104,23 +109,46 @@ def leaf_verdicts(samples: list[EvalSample], base: list[float | None], tuned: li
 
 
 def verdict_rows(verdicts: list[LeafVerdict]) -> list[dict]:
-    return [{"leaf": v.leaf, "questions": v.questions, "base": v.base, "tuned": v.tuned, "delta": v.delta,
-             "verdict": v.verdict} for v in verdicts]  # fmt: skip
+    return [
+        {
+            "leaf": v.leaf,
+            "questions": v.questions,
+            "base": v.base,
+            "tuned": v.tuned,
+            "delta": v.delta,
+            "verdict": v.verdict,
+        }
+        for v in verdicts
+    ]
 
 
 def verdict_markdown(verdicts: list[LeafVerdict], metric: str) -> list[str]:
     def fmt(value):
         return "-" if value is None else f"{value:.3g}"
 
-    lines = ["", f"## Per leaf ({metric})", "", "| leaf | questions | base | tuned | delta | verdict |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
-    lines += [f"| {v.leaf} | {v.questions} | {fmt(v.base)} | {fmt(v.tuned)} | {fmt(v.delta)} | {v.verdict} |"
-              for v in verdicts]  # fmt: skip
+    lines = [
+        "",
+        f"## Per leaf ({metric})",
+        "",
+        "| leaf | questions | base | tuned | delta | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {v.leaf} | {v.questions} | {fmt(v.base)} | {fmt(v.tuned)} | {fmt(v.delta)} | {v.verdict} |"
+        for v in verdicts
+    ]
     return lines
 
 
-def run_mt_bench_branch(models: dict[str, str], samples: list[EvalSample], judge_backend, prompt, models_dir: Path,
-                        max_tokens: int, judge_max_tokens: int):  # fmt: skip
+def run_mt_bench_branch(
+    models: dict[str, str],
+    samples: list[EvalSample],
+    judge_backend,
+    prompt,
+    models_dir: Path,
+    max_tokens: int,
+    judge_max_tokens: int,
+):
     """Answers of base and tuned graded 1-10 against the seed answers. Returns per-model results, per-sample ratings,
     the leaf verdicts and the judgements."""
     from finch.evaluate.judge import judge, summarise
@@ -129,25 +157,40 @@ def run_mt_bench_branch(models: dict[str, str], samples: list[EvalSample], judge
     opened = judge_backend()
     try:
         judgements = {
-            label: judge(opened, [(f"{i}", prompt, {"question": s.messages[-1]["content"], "answer": answers[label][i],
-                                                    "ref_answer_1": s.reference}) for i, s in enumerate(samples)],
-                         judge_max_tokens)
+            label: judge(
+                opened,
+                [
+                    (
+                        f"{i}",
+                        prompt,
+                        {
+                            "question": s.messages[-1]["content"],
+                            "answer": answers[label][i],
+                            "ref_answer_1": s.reference,
+                        },
+                    )
+                    for i, s in enumerate(samples)
+                ],
+                judge_max_tokens,
+            )
             for label in models
-        }  # fmt: skip
+        }
     finally:
         opened.close()
     results, per_sample = {}, {}
     for label in models:
         ratings, error_rate = summarise(judgements[label])
-        results[label] = {"score": sum(ratings) / len(ratings) if ratings else None, "judge_error_rate": error_rate,
-                          "judgements": len(judgements[label])}  # fmt: skip
+        results[label] = {
+            "score": sum(ratings) / len(ratings) if ratings else None,
+            "judge_error_rate": error_rate,
+            "judgements": len(judgements[label]),
+        }
         per_sample[label] = {"score": ratings}
     verdicts = leaf_verdicts(samples, *([j.rating for j in judgements[label]] for label in ("base", "tuned")))
     return results, per_sample, verdicts, answers, judgements
 
 
-def held_out_base_vs_tuned(base: str, tuned: str, rows: list[dict], models_dir: Path,
-                           max_tokens: int = 128) -> dict:  # fmt: skip
+def held_out_base_vs_tuned(base: str, tuned: str, rows: list[dict], models_dir: Path, max_tokens: int = 128) -> dict:
     """For the quickstart: greedy answers of base and tuned to every held-out question of `rows` (chat rows with
     metadata.leaf/kind, e.g. a dataset's test.jsonl), scored by key facts (finch.evaluate.key_facts); where the
     reference is a JSON object, also whether the answer is one with the same fields. key_fact_report's report, with

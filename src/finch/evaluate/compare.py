@@ -11,9 +11,16 @@ from pathlib import Path
 
 from finch.errors import UsageError
 
-PRIMARY = {"metrics": "rouge_l", "perplexity": "perplexity", "mt_bench": "overall", "mt_bench_branch": "score",
-           "mmlu": "accuracy", "mmlu_branch": "accuracy", "key_facts": "all_key_facts",
-           "human": "mean_grade"}  # fmt: skip
+PRIMARY = {
+    "metrics": "rouge_l",
+    "perplexity": "perplexity",
+    "mt_bench": "overall",
+    "mt_bench_branch": "score",
+    "mmlu": "accuracy",
+    "mmlu_branch": "accuracy",
+    "key_facts": "all_key_facts",
+    "human": "mean_grade",
+}
 
 
 def training_step(ref: str) -> int | None:
@@ -79,16 +86,22 @@ def compare(items: list[str], benchmark: str, output: Path, models_dir: Path, **
     if not any(per_prompt.values()):
         aligned = [per_sample[label].get(metric) for label in results]
         if all(aligned) and len({len(v) for v in aligned}) == 1:  # one value per prompt, same prompts for all
-            per_prompt = {label: {str(i + 1): v for i, v in enumerate(values)}
-                          for label, values in zip(results, aligned)}  # fmt: skip
-    notes = [f"{label}: {sources[label]}" + (f" (step {steps[label]})" if steps[label] is not None else "")
-             for label in results]  # fmt: skip
+            per_prompt = {
+                label: {str(i + 1): v for i, v in enumerate(values)} for label, values in zip(results, aligned)
+            }
+    notes = [
+        f"{label}: {sources[label]}" + (f" (step {steps[label]})" if steps[label] is not None else "")
+        for label in results
+    ]
     stepped = sorted((steps[label], label) for label in results if steps[label] is not None)
     extra = {"metric": metric, "steps": steps, "sources": sources, "per_prompt": per_prompt}
     written = write_report(output, f"compare-{benchmark}", results, notes, per_sample, extra)
     if any(per_prompt.values()):
-        written.append(plot_per_prompt(output / f"{benchmark}-per-prompt.png", benchmark,
-                                       {k: v for k, v in per_prompt.items() if v}, metric))  # fmt: skip
+        written.append(
+            plot_per_prompt(
+                output / f"{benchmark}-per-prompt.png", benchmark, {k: v for k, v in per_prompt.items() if v}, metric
+            )
+        )
     if len(stepped) >= 2:
         points = []
         for step, label in stepped:

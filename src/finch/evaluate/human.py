@@ -20,15 +20,24 @@ COLUMNS = ["row", "prompt_id", "prompt", "reference", "system", "sample", "answe
 LOW, HIGH = 0, 5
 
 
-def write_sheet(output: Path, samples: list[EvalSample], answers: dict[str, list[list[str]]], models: dict[str, str],
-                seed: int = 0) -> Path:  # fmt: skip
+def write_sheet(
+    output: Path, samples: list[EvalSample], answers: dict[str, list[list[str]]], models: dict[str, str], seed: int = 0
+) -> Path:
     """`answers[label][prompt][sample]`. One row per prompt × model × sample, in a shuffled order."""
     letters = {label: chr(ord("A") + i) for i, label in enumerate(models)}
     rows = [
-        {"prompt_id": p + 1, "prompt": s.messages[-1]["content"], "reference": s.reference, "system": letters[label],
-         "sample": k + 1, "answer": answer}
-        for label in models for p, s in enumerate(samples) for k, answer in enumerate(answers[label][p])
-    ]  # fmt: skip
+        {
+            "prompt_id": p + 1,
+            "prompt": s.messages[-1]["content"],
+            "reference": s.reference,
+            "system": letters[label],
+            "sample": k + 1,
+            "answer": answer,
+        }
+        for label in models
+        for p, s in enumerate(samples)
+        for k, answer in enumerate(answers[label][p])
+    ]
     random.Random(seed).shuffle(rows)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, COLUMNS)
@@ -36,10 +45,19 @@ def write_sheet(output: Path, samples: list[EvalSample], answers: dict[str, list
     for number, row in enumerate(rows, 1):
         writer.writerow({**row, "row": number, "grader": "", "grade": "", "comment": ""})
     atomic_write_text(output / SHEET, "\ufeff" + buffer.getvalue())  # the BOM makes spreadsheets read it as UTF-8
-    key = {"systems": {letters[label]: {"label": label, "model": ref} for label, ref in models.items()},
-           "rows": {str(n): {"label": next(lbl for lbl, c in letters.items() if c == r["system"]),
-                             "prompt_id": r["prompt_id"], "sample": r["sample"]} for n, r in enumerate(rows, 1)},
-           "prompts": [s.messages[-1]["content"] for s in samples], "scale": [LOW, HIGH]}  # fmt: skip
+    key = {
+        "systems": {letters[label]: {"label": label, "model": ref} for label, ref in models.items()},
+        "rows": {
+            str(n): {
+                "label": next(lbl for lbl, c in letters.items() if c == r["system"]),
+                "prompt_id": r["prompt_id"],
+                "sample": r["sample"],
+            }
+            for n, r in enumerate(rows, 1)
+        },
+        "prompts": [s.messages[-1]["content"] for s in samples],
+        "scale": [LOW, HIGH],
+    }
     atomic_write_json(output / KEY, key)
     return output / SHEET
 

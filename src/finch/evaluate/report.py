@@ -34,8 +34,12 @@ def write_report(
         {"benchmark": benchmark, "results": results, "notes": notes, "per_sample": per_sample, **(extra or {})},
     )
     metrics = sorted({metric for scores in results.values() for metric in scores})
-    lines = [f"# finch evaluation: {benchmark}", "", "| model | " + " | ".join(metrics) + " |",
-             "|---|" + "---|" * len(metrics)]  # fmt: skip
+    lines = [
+        f"# finch evaluation: {benchmark}",
+        "",
+        "| model | " + " | ".join(metrics) + " |",
+        "|---|" + "---|" * len(metrics),
+    ]
     for label, scores in results.items():
         lines.append(f"| {label} | " + " | ".join(_fmt(scores.get(m)) for m in metrics) + " |")
     lines += [*(markdown or []), "", *[f"- {note}" for note in notes]]
@@ -80,8 +84,9 @@ def _plot(path: Path, benchmark: str, results: dict[str, dict[str, float]], per_
     return path
 
 
-def plot_per_prompt(path: Path, title: str, per_prompt: dict[str, dict[str, float]], metric: str,
-                    group: str = "prompt") -> Path:  # fmt: skip
+def plot_per_prompt(
+    path: Path, title: str, per_prompt: dict[str, dict[str, float]], metric: str, group: str = "prompt"
+) -> Path:
     """Grouped bars: one group per prompt (or leaf), one bar per model."""
     import matplotlib
 

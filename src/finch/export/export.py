@@ -51,8 +51,13 @@ def export_model(model: ResolvedModel, fmt: str, quant: str = "q4_k_m", output: 
     out_dir.mkdir(parents=True, exist_ok=True)
     base = model.base if model.base is not None else model
     base_dir = prepare_model(base)
-    card = {"name": model.name, "fmt": fmt, "quant": None if fmt == "hf" else quant, "base": base.ref,
-            "adapter": model.adapter}  # fmt: skip
+    card = {
+        "name": model.name,
+        "fmt": fmt,
+        "quant": None if fmt == "hf" else quant,
+        "base": base.ref,
+        "adapter": model.adapter,
+    }
 
     if fmt == "hf":
         merged = merge_adapter(model, base_dir, out_dir)
@@ -81,9 +86,12 @@ def export_model(model: ResolvedModel, fmt: str, quant: str = "q4_k_m", output: 
                 config = read_text_config(base_dir)
                 arch = SUPPORTED_MODEL_TYPES[config["model_type"]]
                 report = quantize_keeping_changes(
-                    f16, target, quant, gguf_tensor_sources(base_dir, arch, config),
+                    f16,
+                    target,
+                    quant,
+                    gguf_tensor_sources(base_dir, arch, config),
                     gguf_tensor_sources(source, arch, config),
-                )  # fmt: skip
+                )
                 notes += [note for note in [report.summary()] if note]
         chat_template = AutoTokenizer.from_pretrained(source).chat_template
     modelfile = write_modelfile(target, chat_template)

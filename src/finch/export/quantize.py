@@ -21,8 +21,11 @@ import numpy as np
 
 from finch.errors import FinchError
 
-LLAMA_CPP_QUANTS = {"q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M",
-                    "q5_k_m": "LLAMA_FTYPE_MOSTLY_Q5_K_M"}  # fmt: skip
+LLAMA_CPP_QUANTS = {
+    "q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0",
+    "q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M",
+    "q5_k_m": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
+}
 MIN_KEPT = 0.5  # share of a tensor's fine-tuning change its quantized form must keep
 # Finer types to move a tensor to, by bits per weight; each is a different grid from the types below it.
 FINER_TYPES = ("Q4_1", "Q5_1", "Q5_K", "Q6_K", "Q8_0")

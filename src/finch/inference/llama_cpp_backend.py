@@ -72,8 +72,11 @@ class LlamaCppBackend(Backend):
         meta = self.llm.metadata
         template = meta.get("tokenizer.chat_template")
         if not template:
-            vocab = {t for t in ("<start_of_turn>", "<|eot_id|>", "<|start_header_id|>", "<|im_start|>", "<|im_end|>")
-                     if len(self.llm.tokenize(t.encode(), add_bos=False, special=True)) == 1}  # fmt: skip
+            vocab = {
+                t
+                for t in ("<start_of_turn>", "<|eot_id|>", "<|start_header_id|>", "<|im_start|>", "<|im_end|>")
+                if len(self.llm.tokenize(t.encode(), add_bos=False, special=True)) == 1
+            }
             template = native_chat_format(meta.get("general.architecture", ""), vocab).template
         return PromptFormat(template, self._piece(self.llm.token_bos()), self._piece(self.llm.token_eos()))
 

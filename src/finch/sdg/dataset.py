@@ -76,10 +76,16 @@ def generate_dataset(
     options.output.mkdir(parents=True, exist_ok=True)
     _check_options(
         options.output,
-        {"pipeline": pipeline.name, "teacher": teacher, "scale": options.scale, "seed": options.seed,
-         "chunk_tokens": options.chunk_tokens, "chunk_overlap": options.chunk_overlap,
-         "limit_per_leaf": options.limit_per_leaf},
-    )  # fmt: skip
+        {
+            "pipeline": pipeline.name,
+            "teacher": teacher,
+            "scale": options.scale,
+            "seed": options.seed,
+            "chunk_tokens": options.chunk_tokens,
+            "chunk_overlap": options.chunk_overlap,
+            "limit_per_leaf": options.limit_per_leaf,
+        },
+    )
     plans = [plan_leaf(r, options, count_tokens) for r in leaves]
     started = time.monotonic()
     results: dict[str, dict] = {}
@@ -168,10 +174,19 @@ def write_outputs(
             count = round(options.replay_ratio * len(train[phase]))
             rows = _replay_rows(options.replay, count, rng)
             tagged = [
-                {"messages": r["messages"], "metadata": {**r.get("metadata", {}), "leaf": "replay", "kind": "replay",
-                                                          "phase": phase, "pipeline": "replay", "teacher": None}}
+                {
+                    "messages": r["messages"],
+                    "metadata": {
+                        **r.get("metadata", {}),
+                        "leaf": "replay",
+                        "kind": "replay",
+                        "phase": phase,
+                        "pipeline": "replay",
+                        "teacher": None,
+                    },
+                }
                 for r in rows
-            ]  # fmt: skip
+            ]
             replay_counts[phase] = len(tagged)
             train[phase] = _interleave(train[phase], tagged, rng)
     rows = train["knowledge"] + train["skills"]  # phased training reads the knowledge rows first
@@ -184,14 +199,20 @@ def write_outputs(
         "scale": options.scale,
         "seed": options.seed,
         "phases": [
-            {"name": phase, "rows": len(train[phase]),
-             "sources": [{"generated": f"{phase} leaves", "ratio": 1.0}]
-             + ([{"replay": str(options.replay), "ratio": options.replay_ratio, "rows": replay_counts[phase]}]
-                if phase in replay_counts else [])}
+            {
+                "name": phase,
+                "rows": len(train[phase]),
+                "sources": [{"generated": f"{phase} leaves", "ratio": 1.0}]
+                + (
+                    [{"replay": str(options.replay), "ratio": options.replay_ratio, "rows": replay_counts[phase]}]
+                    if phase in replay_counts
+                    else []
+                ),
+            }
             for phase in PHASES
         ],
         "files": {"train": "train.jsonl", "test": "test.jsonl", "knowledge_mcq": "knowledge_mcq.jsonl"},
-    }  # fmt: skip
+    }
     atomic_write_text(out / "recipe.yaml", yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True))
     report = {
         **meta,

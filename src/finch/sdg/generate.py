@@ -117,8 +117,11 @@ def plan_leaf(result: LeafResult, options: GenerateOptions, count_tokens: CountT
         # every passage of a chunk is asked about on its own, with the whole chunk as its context: asked about a
         # whole chunk at once, the teacher wrote about its first and most salient facts and skipped the rest
         passages = [chunk_text(c, count_tokens, FOCUS_TOKENS, 0) for c in chunks]
-        sources = [{"id": f"chunk{i}.{k}", "chunk": chunk, "focus": focus}
-                   for i, chunk in enumerate(chunks) for k, focus in enumerate(passages[i])]  # fmt: skip
+        sources = [
+            {"id": f"chunk{i}.{k}", "chunk": chunk, "focus": focus}
+            for i, chunk in enumerate(chunks)
+            for k, focus in enumerate(passages[i])
+        ]
         kind, flavour, task = "knowledge", "knowledge", leaf.document_outline
     elif isinstance(leaf, Skill):
         examples = [e.model_dump(exclude_none=True) for e in leaf.seed_examples]
@@ -268,8 +271,11 @@ def apply_judgement(block: Block, call: Call, probs: dict[str, float], scale: tu
     """A journal record from the judge's probabilities over the rating digits; `scale` is the anchors' (good, bad)
     mean ratings, or None for a block without anchors (its expected rating is its score)."""
     rating = judge.expected_rating(probs)
-    record: dict[str, Any] = {"call": call.id, "probs": {k: round(v, 4) for k, v in probs.items()},
-                              "rating": None if rating is None else round(rating, 4)}  # fmt: skip
+    record: dict[str, Any] = {
+        "call": call.id,
+        "probs": {k: round(v, 4) for k, v in probs.items()},
+        "rating": None if rating is None else round(rating, 4),
+    }
     if call.anchor:
         return {**record, "anchor": call.anchor, "generated": 0, "items": [], "rejected": {}}
     if rating is None or block.anchors is None:

@@ -8,8 +8,11 @@ from __future__ import annotations
 import re
 
 _ITEM = re.compile(r"^\s*(?:#+\s*)?(?:\*\*)?(?:\d{1,3}\s*[.):]|[-*•])\s+(?:\*\*)?\s*")
-_ALIASES = {"question": ("question", "q", "instruction"), "answer": ("answer", "a", "response"),
-            "context": ("context", "passage", "c")}  # fmt: skip
+_ALIASES = {
+    "question": ("question", "q", "instruction"),
+    "answer": ("answer", "a", "response"),
+    "context": ("context", "passage", "c"),
+}
 MIN_WORDS = 3
 
 

@@ -46,8 +46,11 @@ class Block(BaseModel):
 
     @model_validator(mode="after")
     def _needs(self) -> Block:
-        needs = {"expand": ("fields", self.fields), "generate": ("field", self.field),
-                 "judge": ("threshold", self.threshold)}  # fmt: skip
+        needs = {
+            "expand": ("fields", self.fields),
+            "generate": ("field", self.field),
+            "judge": ("threshold", self.threshold),
+        }
         if self.type in needs and not needs[self.type][1]:
             raise ValueError(f"a {self.type} block needs '{needs[self.type][0]}'")
         return self
@@ -55,8 +58,12 @@ class Block(BaseModel):
     def sampling(self, count: int = 1) -> tuple[float, int]:
         """(temperature, max_tokens) for a call asking for `count` items: judges are greedy and short, generators
         sample; an expand call gets room for its items and no more, so a rambling teacher stops early."""
-        defaults = {"expand": (0.8, min(1536, 200 * count)), "generate": (0.7, 384), "judge": (0.0, 48),
-                    "mcq": (0.5, 320)}  # fmt: skip
+        defaults = {
+            "expand": (0.8, min(1536, 200 * count)),
+            "generate": (0.7, 384),
+            "judge": (0.0, 48),
+            "mcq": (0.5, 320),
+        }
         temperature, max_tokens = defaults[self.type]
         return (
             self.temperature if self.temperature is not None else temperature,

@@ -133,8 +133,9 @@ def create_app(
         if api_key and request.url.path.startswith("/v1"):
             header = request.headers.get("authorization", "")
             if not secrets.compare_digest(header.encode(), f"Bearer {api_key}".encode()):
-                return error_response(401, "Invalid or missing API key: send 'Authorization: Bearer KEY'.",
-                                      code="invalid_api_key")  # fmt: skip
+                return error_response(
+                    401, "Invalid or missing API key: send 'Authorization: Bearer KEY'.", code="invalid_api_key"
+                )
         return await call_next(request)
 
     @app.exception_handler(RequestValidationError)
@@ -205,13 +206,28 @@ def create_app(
         for i, c in enumerate(completions):
             choice = {"index": i, "message": {"role": "assistant", "content": c.text}, "finish_reason": c.finish_reason}
             if c.logprobs is not None:
-                choice["logprobs"] = {"content": [
-                    {"token": t.token, "logprob": t.logprob, "bytes": list(t.token.encode()),
-                     "top_logprobs": [{"token": k, "logprob": v, "bytes": list(k.encode())} for k, v in t.top.items()]}
-                    for t in c.logprobs]}  # fmt: skip
+                choice["logprobs"] = {
+                    "content": [
+                        {
+                            "token": t.token,
+                            "logprob": t.logprob,
+                            "bytes": list(t.token.encode()),
+                            "top_logprobs": [
+                                {"token": k, "logprob": v, "bytes": list(k.encode())} for k, v in t.top.items()
+                            ],
+                        }
+                        for t in c.logprobs
+                    ]
+                }
             choices.append(choice)
-        return {"id": rid, "object": "chat.completion", "created": now, "model": model_id, "choices": choices,
-                "usage": _usage(completions)}  # fmt: skip
+        return {
+            "id": rid,
+            "object": "chat.completion",
+            "created": now,
+            "model": model_id,
+            "choices": choices,
+            "usage": _usage(completions),
+        }
 
     @app.post("/v1/completions")
     async def completions(body: CompletionRequest, request: Request):
@@ -238,16 +254,20 @@ def create_app(
             for c in completions_for_prompt:
                 logprobs = None
                 if c.logprobs is not None:
-                    logprobs = {"tokens": [t.token for t in c.logprobs],
-                                "token_logprobs": [t.logprob for t in c.logprobs],
-                                "top_logprobs": [t.top for t in c.logprobs],
-                                "text_offset": text_offsets([t.token for t in c.logprobs])}  # fmt: skip
+                    logprobs = {
+                        "tokens": [t.token for t in c.logprobs],
+                        "token_logprobs": [t.logprob for t in c.logprobs],
+                        "top_logprobs": [t.top for t in c.logprobs],
+                        "text_offset": text_offsets([t.token for t in c.logprobs]),
+                    }
                 choices.append(
                     {"index": len(choices), "text": c.text, "logprobs": logprobs, "finish_reason": c.finish_reason}
                 )
                 flat.append(c)
-        usage = {"prompt_tokens": sum(r[0].prompt_tokens for r in results if r),
-                 "completion_tokens": sum(c.completion_tokens for c in flat)}  # fmt: skip
+        usage = {
+            "prompt_tokens": sum(r[0].prompt_tokens for r in results if r),
+            "completion_tokens": sum(c.completion_tokens for c in flat),
+        }
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         return {
             "id": rid,

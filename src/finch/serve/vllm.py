@@ -13,8 +13,19 @@ from finch.errors import UsageError
 def vllm_command(
     hf_dir: Path, host: str, port: int, api_key: str | None, ctx: int | None, adapter: Path | None, name: str
 ) -> list[str]:
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(hf_dir),
-           "--served-model-name", name, "--host", host, "--port", str(port)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(hf_dir),
+        "--served-model-name",
+        name,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
     if api_key:
         cmd += ["--api-key", api_key]
     if ctx:
