@@ -13,6 +13,14 @@ class UsageError(FinchError):
     exit_code = 2
 
 
+class SettingError(UsageError):
+    """A config key with a value it cannot take: names the key (the CLI tells it as the flag that set it)."""
+
+    def __init__(self, where: str, key: str, problem: str):
+        super().__init__(f"{where}: {key}: {problem}")
+        self.key, self.problem = key, problem
+
+
 class NotImplementedYet(UsageError):
     def __init__(self, command: str, issue: str):
         super().__init__(f"`finch {command}` is not implemented yet (it arrives with the {issue} work).")

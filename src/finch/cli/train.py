@@ -7,82 +7,29 @@ from pathlib import Path
 import typer
 import yaml
 
+from finch.cli.options import as_flags, config_values, with_config_options
 from finch.cli.ui import err, out
 from finch.config import load_settings
+from finch.train.config import TrainConfig
 
 
 def train(
-    data: Path = typer.Option(None, "--data", help="Dataset directory (train.jsonl, test.jsonl) or a JSONL file."),
-    model: str = typer.Option(None, "--model", "-m", help="Base model reference (default: the configured model)."),
-    method: str = typer.Option(
-        None,
-        help="lora (default), qlora (4-bit NF4 base, CUDA only), full (every weight), or dpo on {prompt, chosen, "
-        "rejected} rows (needs trl).",
-    ),
-    pipeline: str = typer.Option(
-        None, help="auto or full: the single-device loop; accelerated: data-parallel processes (--gpus N)."
-    ),
-    processes: int = typer.Option(
-        None, "--gpus", "--processes", help="--pipeline accelerated: processes (one per GPU; on CPU, gloo) (default 2)."
-    ),
-    max_steps: int = typer.Option(None, help="Optimiser steps; wins over --epochs."),
-    epochs: float = typer.Option(None, help="Passes over the training data (default 10)."),
-    lr: float = typer.Option(
-        None,
-        help="Peak learning rate, cosine schedule with warmup (default: by model size, 2e-3 under 600M parameters).",
-    ),
-    batch_size: int = typer.Option(None, help="Samples per micro-batch, packed into rows (default 4)."),
-    grad_accum: int = typer.Option(None, help="Micro-batches per optimiser step (default 1)."),
-    max_seq_len: int = typer.Option(None, help="Tokens per packed row; longer samples are skipped (default 1024)."),
-    lora_rank: int = typer.Option(None, help="LoRA rank (default 16)."),
-    lora_alpha: float = typer.Option(None, help="LoRA alpha (default 32)."),
-    lora_dropout: float = typer.Option(None, help="LoRA dropout (default 0.05)."),
-    lora_targets: str = typer.Option(None, help="Comma-separated module names, or all-linear (default)."),
-    phased: bool = typer.Option(
-        None, "--phased", help="LAB: knowledge rows first, then skills rows plus replay; the best eval loss wins."
-    ),
-    replay: Path = typer.Option(None, help="JSONL of chat rows mixed into the skills phase (or all the data)."),
-    replay_ratio: float = typer.Option(None, help="Replay rows per training row of that phase (default 0.1)."),
-    eval_every: int = typer.Option(None, help="Eval loss on test.jsonl every N steps (default: at the end)."),
-    save_every: int = typer.Option(None, help="Checkpoint every N steps for --resume (default 50)."),
-    report_to: str = typer.Option(None, help="Also log steps to tensorboard, mlflow and/or wandb (comma-separated)."),
-    output: Path = typer.Option(None, "--output", "-o", help="Run directory (default: runs/<model>-<time>)."),
-    resume: str = typer.Option(None, help="Continue a killed run: its directory, or 'last'."),
     config_file: Path = typer.Option(None, "--config", help="train.yaml with any of these settings; flags win."),
-    seed: int = typer.Option(None, help="Seed for LoRA init, data order and dropout (default 42)."),
+    resume: str = typer.Option(None, help="Continue a killed run: its directory, or 'last'."),
+    **settings,
 ) -> None:
-    """Fine-tune a model with LoRA on chat data; the run directory is a model reference for chat and serve."""
+    """Fine-tune a model with LoRA on chat data; the run directory is a model reference for chat and serve. Every
+    setting is a flag and a train.yaml key (--config)."""
+    from finch.errors import SettingError
     from finch.train import load_train_config
     from finch.train.runs import start_run
 
-    targets = lora_targets if lora_targets in (None, "all-linear") else [t.strip() for t in lora_targets.split(",")]
-    overrides = {
-        "data": data,
-        "model": model,
-        "method": method,
-        "pipeline": pipeline,
-        "processes": processes,
-        "max_steps": max_steps,
-        "epochs": epochs,
-        "lr": lr,
-        "batch_size": batch_size,
-        "grad_accum": grad_accum,
-        "max_seq_len": max_seq_len,
-        "lora_rank": lora_rank,
-        "lora_alpha": lora_alpha,
-        "lora_dropout": lora_dropout,
-        "lora_targets": targets,
-        "phased": phased,
-        "replay": replay,
-        "replay_ratio": replay_ratio,
-        "eval_every": eval_every,
-        "save_every": save_every,
-        "report_to": [t.strip() for t in report_to.split(",")] if report_to else None,
-        "output": output,
-        "seed": seed,
-    }
-    config = load_train_config(config_file, overrides)
-    settings = load_settings()
+    overrides = config_values(TrainConfig, settings)
+    try:
+        config = load_train_config(config_file, overrides)
+    except SettingError as e:
+        raise as_flags(e, set(overrides)) from None
+    workspace = load_settings()
     progress = TrainProgress()
 
     def on_start(resolved, run_dir: Path) -> None:
@@ -92,9 +39,9 @@ def train(
     try:
         result = start_run(
             config,
-            settings.path("models_dir"),
-            settings.path("runs_dir"),
-            settings.config.model,
+            workspace.path("models_dir"),
+            workspace.path("runs_dir"),
+            workspace.config.model,
             resume=resume,
             on_step=progress.update,
             on_message=lambda message: err.print(message, markup=False),
@@ -109,6 +56,9 @@ def train(
         f"adapter and logs: {result.run_dir}\n"
         f"try it: finch chat --model {result.run_dir}"
     )
+
+
+with_config_options(train, TrainConfig, {"model": ["-m"], "processes": ["--gpus"], "output": ["-o"]})
 
 
 class TrainProgress:

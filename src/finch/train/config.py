@@ -8,7 +8,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from finch.errors import UsageError
+from finch.errors import SettingError, UsageError
 
 
 class TrainConfig(BaseModel):
@@ -16,40 +16,67 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    data: Path | None = None  # dataset dir (train.jsonl, test.jsonl) or one JSONL file
-    model: str | None = None  # model reference; None = the workspace's configured model
-    method: Literal["lora", "qlora", "full", "dpo"] = "lora"
-    pipeline: Literal["auto", "full", "accelerated"] = "auto"
-    max_steps: int | None = Field(None, ge=1)  # optimiser steps; wins over epochs
+    data: Path | None = Field(None, description="Dataset directory (train.jsonl, test.jsonl) or a JSONL file.")
+    model: str | None = Field(None, description="Base model reference; none: the configured model.")
+    method: Literal["lora", "qlora", "full", "dpo"] = Field(
+        "lora",
+        description="lora; qlora (4-bit NF4 base, CUDA only); full (every weight); dpo on {prompt, chosen, "
+        "rejected} rows (needs trl).",
+    )
+    pipeline: Literal["auto", "full", "accelerated"] = Field(
+        "auto", description="auto or full: the single-device loop; accelerated: data-parallel processes."
+    )
+    max_steps: int | None = Field(None, ge=1, description="Optimiser steps; wins over epochs.")
     # new facts need repeating: on the built-in student, 10 epochs recalled the facts of 11 of 12 trained seed
     # questions where 5 recalled 8 (the README's sweep); a taxonomy's dataset is small, so 10 passes stay short
-    epochs: float = Field(10.0, gt=0)
-    lr: float | None = Field(None, gt=0)  # peak learning rate; None = by the model's size (default_lr)
-    batch_size: int = Field(4, ge=1)  # samples per micro-batch (packed into rows of max_seq_len)
-    grad_accum: int = Field(1, ge=1)
-    max_seq_len: int = Field(1024, ge=8)  # tokens per packed row; longer samples are skipped
-    lora_rank: int = Field(16, ge=1)
-    lora_alpha: float = Field(32.0, gt=0)
-    lora_dropout: float = Field(0.05, ge=0, lt=1)
-    lora_targets: list[str] | str = "all-linear"
-    warmup_ratio: float = Field(0.05, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
-    max_grad_norm: float = Field(1.0, gt=0)
-    eval_every: int = Field(0, ge=0)  # 0 = only at the end
-    save_every: int = Field(50, ge=0)  # checkpoints for --resume; 0 = none
-    early_stopping_patience: int = Field(0, ge=0)  # evals without improvement before stopping; 0 = never
-    gradient_checkpointing: bool = False
-    loss_chunk_tokens: int = Field(1024, ge=1)  # labelled positions per output-head pass over the vocabulary
-    forward_tokens: int | None = Field(None, ge=8)  # tokens per forward pass; None = 512 on CPU, else a micro-batch
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    processes: int = Field(2, ge=1)  # --pipeline accelerated: data-parallel processes (one per GPU on CUDA)
-    phased: bool = False  # LAB: phase 1 on knowledge rows, phase 2 on the rest plus replay; best eval loss wins
-    replay: Path | None = None  # JSONL of chat rows mixed into phase 2 (or into all the data when not phased)
-    replay_ratio: float = Field(0.1, ge=0)  # replay rows per training row of the phase they join
-    report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(default_factory=list)  # when installed
-    dpo_beta: float = Field(0.1, gt=0)  # --method dpo: how far the tuned model may move from the base
-    seed: int = 42
-    output: Path | None = None  # run directory; None = runs_dir/<model>-<time>
+    epochs: float = Field(10.0, gt=0, description="Passes over the training data.")
+    lr: float | None = Field(
+        None,
+        gt=0,
+        description="Peak learning rate, cosine schedule with warmup; none: by model size (2e-3 under 600M "
+        "parameters).",
+    )
+    batch_size: int = Field(4, ge=1, description="Samples per micro-batch, packed into rows of max_seq_len.")
+    grad_accum: int = Field(1, ge=1, description="Micro-batches per optimiser step.")
+    max_seq_len: int = Field(1024, ge=8, description="Tokens per packed row; longer samples are skipped.")
+    lora_rank: int = Field(16, ge=1, description="LoRA rank.")
+    lora_alpha: float = Field(32.0, gt=0, description="LoRA alpha.")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
+    lora_targets: list[str] | str = Field(
+        "all-linear", description="Module names the adapters go on (comma-separated), or all-linear."
+    )
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of the steps the learning rate warms up over.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradients are clipped to this norm.")
+    eval_every: int = Field(0, ge=0, description="Eval loss on test.jsonl every N steps; 0: at the end only.")
+    save_every: int = Field(50, ge=0, description="Checkpoint every N steps, for --resume; 0: none.")
+    early_stopping_patience: int = Field(
+        0, ge=0, description="Stop after this many evals without a better eval loss (needs eval_every); 0: never."
+    )
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass: less memory.")
+    loss_chunk_tokens: int = Field(
+        1024, ge=1, description="Labelled positions per output-head pass over the vocabulary (memory vs speed)."
+    )
+    forward_tokens: int | None = Field(
+        None, ge=8, description="Tokens per forward pass; none: 512 on a CPU, else a micro-batch."
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Weights' dtype; auto: what this machine computes fastest (finch system info)."
+    )
+    processes: int = Field(
+        2, ge=1, description="pipeline accelerated: data-parallel processes (one per GPU; on CPU, gloo)."
+    )
+    phased: bool = Field(
+        False, description="LAB: knowledge rows first, then skills rows plus replay; the best eval loss wins."
+    )
+    replay: Path | None = Field(None, description="JSONL of chat rows mixed into the skills phase (or all the data).")
+    replay_ratio: float = Field(0.1, ge=0, description="Replay rows per training row of the phase they join.")
+    report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(
+        default_factory=list, description="Also log steps to tensorboard, mlflow and/or wandb (comma-separated)."
+    )
+    dpo_beta: float = Field(0.1, gt=0, description="method dpo: how far the tuned model may move from its base.")
+    seed: int = Field(42, description="Seed for LoRA init, data order and dropout.")
+    output: Path | None = Field(None, description="Run directory; none: runs/<model>-<time>.")
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -90,10 +117,10 @@ def lora_config(config: TrainConfig):
 
 def _error(e: ValidationError, where: str) -> UsageError:
     err = e.errors()[0]
-    key = ".".join(str(part) for part in err["loc"]) or "config"
+    key = str(err["loc"][0]) if err["loc"] else "config"  # the setting, also for one item of a list
     msg = err["msg"].removeprefix("Value error, ")
     got = f" (got {err['input']!r})" if key != "config" else ""
-    return UsageError(f"{where}: {key}: {msg}{got}.")
+    return SettingError(where, key, f"{msg}{got}.")
 
 
 def load_train_config(config_file: Path | None, overrides: dict) -> TrainConfig:
@@ -103,14 +130,14 @@ def load_train_config(config_file: Path | None, overrides: dict) -> TrainConfig:
         try:
             data = yaml.safe_load(config_file.read_text(encoding="utf-8"))
         except OSError as e:
-            raise UsageError(f"--config {config_file}: cannot read it ({e.strerror}).") from None
+            raise UsageError(f"{config_file}: cannot read it ({e.strerror}).") from None
         except yaml.YAMLError as e:
-            raise UsageError(f"--config {config_file}: invalid YAML: {getattr(e, 'problem', e)}.") from None
+            raise UsageError(f"{config_file}: invalid YAML: {getattr(e, 'problem', e)}.") from None
         if data is not None and not isinstance(data, dict):
-            raise UsageError(f"--config {config_file}: expected a mapping of keys to values.")
+            raise UsageError(f"{config_file}: expected a mapping of train settings (keys to values).")
         values.update(data or {})
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return TrainConfig.model_validate(values)
     except ValidationError as e:
-        raise _error(e, f"--config {config_file}" if config_file else "train settings") from None
+        raise _error(e, str(config_file) if config_file else "train settings") from None

@@ -1,0 +1,40 @@
+"""A stage's flags are made from its typed config: every field is a flag with the field's help and default, every
+flag (but the command's own few) is a field, and an error about a value names the flag that set it."""
+
+from __future__ import annotations
+
+import typer.main
+
+from finch.cli.main import app
+from finch.train.config import TrainConfig
+from tests.conftest import assert_one_line_error, run_finch
+
+# stage -> (its config, the command's own options that are not settings)
+STAGES = {"train": (TrainConfig, {"config_file", "resume"})}
+
+
+def test_every_config_field_is_a_flag_and_every_flag_a_field():
+    commands = typer.main.get_command(app).commands
+    for stage, (config, own) in STAGES.items():
+        options = {p.name for p in commands[stage].params}
+        assert options - own == set(config.model_fields), stage
+        for param in commands[stage].params:
+            if param.name in config.model_fields:
+                field = config.model_fields[param.name]
+                assert field.description and field.description in param.help, param.name
+                assert param.default is None  # unset: a --config file's value stays
+
+
+def test_flags_reach_the_config_and_errors_name_the_flag(tmp_path):
+    env = {"FINCH_HOME": str(tmp_path / "home")}
+    bad = run_finch("train", "--data", str(tmp_path), "--lr", "-1", env=env)
+    assert_one_line_error(bad, 2, "--lr: Input should be greater than 0")
+    bad = run_finch("train", "--data", str(tmp_path), "--method", "sft", env=env)
+    assert_one_line_error(bad, 2, "--method: Input should be 'lora', 'qlora', 'full' or 'dpo'")
+    yaml_file = tmp_path / "train.yaml"
+    yaml_file.write_text("lora_rank: 0\n")
+    bad = run_finch("train", "--config", str(yaml_file), "--data", str(tmp_path), env=env)
+    assert_one_line_error(bad, 2, f"{yaml_file}: lora_rank: Input should be greater than or equal to 1")
+    # a flag the config has no default spelling for is still read: the lists and the switches
+    bad = run_finch("train", "--data", str(tmp_path), "--report-to", "mlflow,nope", "--no-phased", env=env)
+    assert_one_line_error(bad, 2, "--report-to: Input should be 'tensorboard', 'mlflow' or 'wandb'")
