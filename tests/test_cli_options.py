@@ -6,23 +6,29 @@ from __future__ import annotations
 import typer.main
 
 from finch.cli.main import app
+from finch.sdg.config import GenerateConfig
 from finch.train.config import TrainConfig
 from tests.conftest import assert_one_line_error, run_finch
 
 # stage -> (its config, the command's own options that are not settings)
-STAGES = {"train": (TrainConfig, {"config_file", "resume"})}
+STAGES = {
+    ("train",): (TrainConfig, {"config_file", "resume"}),
+    ("data", "generate"): (GenerateConfig, {"config_file"}),
+}
 
 
 def test_every_config_field_is_a_flag_and_every_flag_a_field():
-    commands = typer.main.get_command(app).commands
     for stage, (config, own) in STAGES.items():
-        options = {p.name for p in commands[stage].params}
+        command = typer.main.get_command(app)
+        for name in stage:
+            command = command.commands[name]
+        options = {p.name for p in command.params}
         assert options - own == set(config.model_fields), stage
-        for param in commands[stage].params:
+        for param in command.params:
             if param.name in config.model_fields:
                 field = config.model_fields[param.name]
                 assert field.description and field.description in param.help, param.name
-                assert param.default is None  # unset: a --config file's value stays
+                assert param.default in (None, ())  # unset: a --config file's value stays
 
 
 def test_flags_reach_the_config_and_errors_name_the_flag(tmp_path):

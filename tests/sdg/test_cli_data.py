@@ -54,7 +54,7 @@ def test_generate_list_show(finch_home, teacher, tiny_gemma3_dir, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "code", "fragment"),
     [
-        (["data", "generate", "--replay-ratio", "0.5"], 2, "--replay-ratio needs --replay"),
+        (["data", "generate", "--replay-ratio", "0.5"], 2, "--replay-ratio: needs replay"),
         (["data", "generate", "--leaves", "no/such/leaf"], 2, "no such file or folder: no/such/leaf"),
         (["data", "generate", "--pipeline", "fancy"], 2, "--pipeline fancy: choose simple or full"),
         (["data", "show", "nothing-here"], 2, "no dataset 'nothing-here'"),
@@ -87,7 +87,7 @@ def test_leaves_changed_generates_only_the_leaf_changed_on_the_branch(finch_home
         "--student",
         str(tiny_gemma3_dir),
     ]
-    assert_one_line_error(run_finch(*args, "--output", str(tmp_path / "none")), 2, "--leaves changed: no leaf")
+    assert_one_line_error(run_finch(*args, "--output", str(tmp_path / "none")), 2, "--leaves: changed: no leaf")
 
     git(repo, "checkout", "--quiet", "-b", "more-dates")
     qna = repo / "taxonomy" / "compositional_skills" / "formatting" / "iso_dates" / "qna.yaml"

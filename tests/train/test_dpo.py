@@ -119,5 +119,5 @@ def test_dpo_refuses_what_it_cannot_do(tmp_path, tiny_gemma3_dir):
         with pytest.raises(UsageError, match=f"{key}: a setting of finch's own SFT loop"):
             start_run(config, tmp_path / "models", tmp_path / "runs", str(tiny_gemma3_dir))
     assert not (tmp_path / "runs").exists()  # refused before a run directory exists
-    with pytest.raises(ValueError, match="early_stopping_patience counts evals"):
+    with pytest.raises(ValueError, match="early_stopping_patience\n.*counts evals"):
         TrainConfig(method="dpo", early_stopping_patience=2)

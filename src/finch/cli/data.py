@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from datetime import datetime
 from pathlib import Path
@@ -13,9 +12,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from finch.cli.common import print_json
+from finch.cli.options import as_flags, config_values, with_config_options
 from finch.cli.ui import err, out
 from finch.config import load_settings
-from finch.errors import FinchError, UsageError
+from finch.errors import SettingError, UsageError
+from finch.sdg.config import GenerateConfig
 
 data_app = typer.Typer(help="Generate, list and inspect synthetic training data.", no_args_is_help=True)
 
@@ -52,144 +53,33 @@ class RichProgress:
             self.progress.stop_task(self.task)
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", re.sub(r"^https?://", "", text)).strip("_")
-
-
-def select_leaves(taxonomy: Path, leaves: list[str] | None, documents_cache: Path):
-    from finch.taxonomy import check_taxonomy, diff_leaves
-
-    if not taxonomy.exists():
-        raise FinchError(f"the taxonomy {taxonomy} does not exist; `finch init` creates one with a sample.")
-    choice = leaves or ["all"]
-    if choice == ["all"]:
-        paths = [taxonomy]
-    elif choice == ["changed"]:
-        paths = [leaf.path for leaf in diff_leaves(taxonomy).leaves]
-        if not paths:
-            raise UsageError(
-                f"--leaves changed: no leaf under {taxonomy} changed; use --leaves all to generate anyway."
-            )
-    else:
-        if "all" in choice or "changed" in choice:
-            raise UsageError("--leaves: give `all`, `changed`, or paths, not a mix.")
-        paths = [Path(p) for p in choice]
-        missing = [str(p) for p in paths if not p.exists()]
-        if missing:
-            raise UsageError(f"--leaves: no such file or folder: {', '.join(missing)}.")
-    report = check_taxonomy(paths, documents_cache=documents_cache)
-    if not report.ok:
-        for line in report.lines():
-            err.print(escape(line))
-        raise FinchError("the selected leaves have errors; fix them (finch taxonomy check) and run again.")
-    return report.leaves
-
-
-def student_token_counter(model_ref: str, models_dir: Path):
-    """Token counts in the student's tokenizer, so chunks fit what the student will be trained on."""
-    from transformers import AutoTokenizer
-
-    from finch.models.prepare import prepare_model
-    from finch.models.resolve import resolve_model
-
-    tokenizer = AutoTokenizer.from_pretrained(prepare_model(resolve_model(model_ref, models_dir)))
-    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
-@data_app.command("generate")
 def generate(
-    taxonomy: Path = typer.Option(None, "--taxonomy", help="Taxonomy folder (default: the workspace taxonomy)."),
-    leaves: list[str] = typer.Option(None, "--leaves", help="`all` (default), `changed` (git diff), or paths."),
-    pipeline: str = typer.Option(
-        "full", "--pipeline", help="full (generate, judge, deduplicate), simple (one step, no judge) or a YAML file."
-    ),
-    teacher: str = typer.Option(None, "--teacher", help="Teacher model or OpenAI-compatible URL (default: config)."),
-    teacher_model: str = typer.Option(None, "--teacher-model", help="Model name to ask a URL teacher for."),
-    scale: int = typer.Option(
-        5, "--scale", min=1, help="Samples per seed example (knowledge: at least; every passage is asked about)."
-    ),
-    workers: int = typer.Option(8, "--workers", min=1, help="Concurrent requests to a URL teacher."),
-    output: Path = typer.Option(None, "--output", help="Dataset folder; rerunning into it resumes."),
-    seed: int = typer.Option(42, "--seed"),
-    replay: Path = typer.Option(None, "--replay", help="Messages-format JSONL to mix in against forgetting."),
-    replay_ratio: float = typer.Option(0.0, "--replay-ratio", min=0.0, help="Replay rows per generated row."),
-    student: str = typer.Option(None, "--student", help="Model whose tokenizer sizes chunks (default: config)."),
-    chunk_tokens: int = typer.Option(400, "--chunk-tokens", min=32, help="Knowledge chunk size in student tokens."),
-    ctx: int = typer.Option(4096, "--ctx", min=512, help="Context length for a local teacher."),
-    limit_per_leaf: int = typer.Option(
-        None, "--limit-per-leaf", min=1, help="At most this many samples (and benchmark questions) per leaf."
-    ),
+    config_file: Path = typer.Option(None, "--config", help="A YAML file with any of these settings; flags win."),
+    **settings,
 ) -> None:
-    """Generate training data from the taxonomy with a teacher model, leaf by leaf; resumable."""
-    report = run_generate(
-        taxonomy,
-        leaves,
-        pipeline,
-        teacher,
-        teacher_model,
-        scale,
-        workers,
-        output,
-        seed,
-        replay,
-        replay_ratio,
-        student,
-        chunk_tokens,
-        ctx,
-        limit_per_leaf,
-    )
+    """Generate training data from the taxonomy with a teacher model, leaf by leaf; resumable. Every setting is a
+    flag and a key of the --config file."""
+    from finch.sdg.config import GenerateConfig, load_generate_config
+    from finch.sdg.run import run_generate
+    from finch.taxonomy.select import InvalidLeaves
+
+    overrides = config_values(GenerateConfig, settings)
+    progress = RichProgress()
+    try:
+        config = load_generate_config(config_file, overrides)
+        report = run_generate(config, load_settings(), progress)
+    except SettingError as e:
+        raise as_flags(e, set(overrides)) from None
+    except InvalidLeaves as e:
+        for line in e.report.lines():
+            err.print(escape(line))
+        raise
+    finally:
+        progress.progress.stop()
     print_summary(report)
 
 
-def run_generate(
-    taxonomy,
-    leaves,
-    pipeline,
-    teacher,
-    teacher_model,
-    scale,
-    workers,
-    output,
-    seed,
-    replay,
-    replay_ratio,
-    student,
-    chunk_tokens,
-    ctx,
-    limit_per_leaf=None,
-) -> dict:
-    from finch.inference import load_backend
-    from finch.sdg import GenerateOptions, generate_dataset, load_pipeline
-
-    if replay_ratio > 0 and replay is None:
-        raise UsageError("--replay-ratio needs --replay FILE (messages-format JSONL).")
-    if replay is not None and not replay.is_file():
-        raise UsageError(f"--replay {replay}: no such file.")
-    settings = load_settings()
-    models_dir = settings.path("models_dir")
-    chosen = load_pipeline(pipeline)
-    selected = select_leaves(
-        taxonomy or settings.path("taxonomy_dir"), leaves, settings.locations.cache_dir / "documents"
-    )
-    teacher = teacher or settings.config.teacher
-    output = output or settings.path("datasets_dir") / f"{chosen.name}-{_slug(teacher)}-x{scale}-s{seed}"
-    count_tokens = student_token_counter(student or settings.config.model, models_dir)
-    options = GenerateOptions(
-        output=output,
-        scale=scale,
-        seed=seed,
-        workers=workers,
-        chunk_tokens=chunk_tokens,
-        replay=replay,
-        replay_ratio=replay_ratio,
-        limit_per_leaf=limit_per_leaf,
-    )
-    progress = RichProgress()
-    try:
-        with load_backend(teacher, models_dir, ctx=ctx, model_name=teacher_model) as backend:
-            return generate_dataset(selected, backend, chosen, options, count_tokens, progress)
-    finally:
-        progress.progress.stop()
+data_app.command("generate")(with_config_options(generate, GenerateConfig))
 
 
 def print_summary(report: dict) -> None:

@@ -27,6 +27,8 @@ def _cli_type(annotation) -> type:
         if len(args) == 1:
             return _cli_type(args[0])
         return str  # e.g. list[str] | str: comma-separated text
+    if annotation == list[str]:
+        return list[str]  # a repeatable flag: --leaves a --leaves b
     if typing.get_origin(annotation) in (list, typing.Literal):
         return str
     return annotation if annotation in (bool, int, float, str, Path) else str
@@ -62,7 +64,7 @@ def config_values(config: type[BaseModel], options: dict[str, Any]) -> dict[str,
     values = {}
     for name, field in config.model_fields.items():
         value = options.get(name)
-        if value is None:
+        if value is None or value == []:
             continue
         annotation = field.annotation
         listed = typing.get_origin(annotation) is list or any(

@@ -94,9 +94,10 @@ def show_models(student: str, teacher: str, settings) -> None:
 def quickstart_data(settings, leaves, teacher: str, student: str, scale: int) -> Path:
     """Synthetic data for every leaf from the teacher with the full pipeline (generate, judge, deduplicate); a rerun
     resumes. Prints the per-leaf, per-stage counts."""
-    from finch.cli.data import RichProgress, print_summary, student_token_counter
+    from finch.cli.data import RichProgress, print_summary
     from finch.inference import load_backend
     from finch.sdg import GenerateOptions, generate_dataset, load_pipeline
+    from finch.sdg.run import student_token_counter
 
     output = settings.path("datasets_dir") / f"quickstart-{teacher.replace('/', '_').replace(':', '_')}-x{scale}"
     options = GenerateOptions(output=output, scale=scale)

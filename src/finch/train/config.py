@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from finch.errors import SettingError, UsageError
+from finch.stage_config import load_stage_config
 
 
 class TrainConfig(BaseModel):
@@ -78,18 +77,26 @@ class TrainConfig(BaseModel):
     seed: int = Field(42, description="Seed for LoRA init, data order and dropout.")
     output: Path | None = Field(None, description="Run directory; none: runs/<model>-<time>.")
 
+    @field_validator("processes")
+    @classmethod
+    def _processes_need_accelerated(cls, processes: int, info: ValidationInfo) -> int:
+        if processes != 2 and info.data.get("pipeline") != "accelerated":
+            raise ValueError("only pipeline accelerated starts several processes: set it too")
+        return processes
+
+    @field_validator("early_stopping_patience")
+    @classmethod
+    def _patience_needs_evals(cls, patience: int, info: ValidationInfo) -> int:
+        if patience and not info.data.get("eval_every"):
+            raise ValueError("counts evals, and there is only one without eval_every: set it too")
+        return patience
+
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
         if self.pipeline == "accelerated" and (self.phased or self.method in ("dpo", "qlora")):
             raise ValueError("pipeline 'accelerated' trains lora or full runs without --phased; use pipeline full")
         if self.method == "dpo" and (self.phased or self.replay is not None):
             raise ValueError("--phased and --replay train on chat rows; DPO reads preference pairs, so drop them")
-        if self.processes != 2 and self.pipeline != "accelerated":
-            raise ValueError(
-                "processes: only pipeline 'accelerated' starts several processes; add --pipeline accelerated"
-            )
-        if self.early_stopping_patience and not self.eval_every:
-            raise ValueError("early_stopping_patience counts evals, and there is only one without eval_every: set it")
         return self
 
 
@@ -115,29 +122,6 @@ def lora_config(config: TrainConfig):
     )
 
 
-def _error(e: ValidationError, where: str) -> UsageError:
-    err = e.errors()[0]
-    key = str(err["loc"][0]) if err["loc"] else "config"  # the setting, also for one item of a list
-    msg = err["msg"].removeprefix("Value error, ")
-    got = f" (got {err['input']!r})" if key != "config" else ""
-    return SettingError(where, key, f"{msg}{got}.")
-
-
 def load_train_config(config_file: Path | None, overrides: dict) -> TrainConfig:
     """train.yaml (if given) with the flags that were set on top; unset flags (None) leave the file's value."""
-    values: dict = {}
-    if config_file is not None:
-        try:
-            data = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-        except OSError as e:
-            raise UsageError(f"{config_file}: cannot read it ({e.strerror}).") from None
-        except yaml.YAMLError as e:
-            raise UsageError(f"{config_file}: invalid YAML: {getattr(e, 'problem', e)}.") from None
-        if data is not None and not isinstance(data, dict):
-            raise UsageError(f"{config_file}: expected a mapping of train settings (keys to values).")
-        values.update(data or {})
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return TrainConfig.model_validate(values)
-    except ValidationError as e:
-        raise _error(e, str(config_file) if config_file else "train settings") from None
+    return load_stage_config(TrainConfig, config_file, overrides, "train")
