@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer.main
 
 from finch.cli.main import app
+from finch.evaluate.config import EvalConfig
 from finch.sdg.config import GenerateConfig
 from finch.train.config import TrainConfig
 from tests.conftest import assert_one_line_error, run_finch
@@ -14,6 +15,7 @@ from tests.conftest import assert_one_line_error, run_finch
 STAGES = {
     ("train",): (TrainConfig, {"config_file", "resume"}),
     ("data", "generate"): (GenerateConfig, {"config_file"}),
+    ("evaluate",): (EvalConfig, {"config_file"}),
 }
 
 

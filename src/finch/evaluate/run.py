@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from finch.errors import UsageError
+from finch.errors import SettingError, UsageError
 from finch.evaluate.benchmarks import BUILTIN, EvalRequest, find
+from finch.evaluate.config import EvalConfig
+
+if TYPE_CHECKING:
+    from finch.config import Settings
 
 
 def evaluate(
@@ -58,3 +63,34 @@ def evaluate(
         }
         plot_per_prompt(output / f"{benchmark}-per-leaf.png", benchmark, per_leaf, result.extra["metric"], group="leaf")
     return result.results
+
+
+def evaluate_config(config: EvalConfig, settings: Settings) -> tuple[dict[str, dict[str, float]], Path]:
+    """`finch evaluate` as a library call: the settings' defaults filled from the workspace (the configured model,
+    the teacher as judge, the workspace taxonomy for the taxonomy benchmarks); returns the results and the report
+    folder."""
+    import time
+
+    model = config.model or settings.config.model
+    models = {"base": config.base, "tuned": model} if config.base else {Path(model).name or model: model}
+    data = config.data
+    if data is None and config.benchmark in ("mt_bench_branch", "key_facts"):
+        data = settings.path("taxonomy_dir")
+    if config.imports and config.output is None:
+        raise SettingError("evaluate settings", "imports", "needs output: the folder the grading sheet was written to.")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    output = config.output or settings.path("evals_dir") / f"{config.benchmark}-{stamp}"
+    results = evaluate(
+        models,
+        config.benchmark,
+        data,
+        output,
+        settings.path("models_dir"),
+        limit=config.limit,
+        max_tokens=config.max_tokens,
+        judge=config.judge or settings.config.teacher,  # the judge is the teacher unless told otherwise
+        judge_max_tokens=config.judge_max_tokens,
+        imports=config.imports,
+        samples=config.samples,
+    )
+    return results, output
