@@ -7,7 +7,9 @@ import typer.main
 
 from finch.cli.main import app
 from finch.evaluate.config import EvalConfig
+from finch.export.config import ExportConfig
 from finch.sdg.config import GenerateConfig
+from finch.serve.config import ServeConfig
 from finch.train.config import TrainConfig
 from tests.conftest import assert_one_line_error, run_finch
 
@@ -16,6 +18,8 @@ STAGES = {
     ("train",): (TrainConfig, {"config_file", "resume"}),
     ("data", "generate"): (GenerateConfig, {"config_file"}),
     ("evaluate",): (EvalConfig, {"config_file"}),
+    ("export",): (ExportConfig, {"config_file"}),
+    ("serve",): (ServeConfig, {"config_file"}),
 }
 
 

@@ -40,9 +40,12 @@ def _shown(value: Any) -> str:
     return "none" if value is None else str(value)
 
 
-def config_options(config: type[BaseModel], aliases: dict[str, list[str]] | None = None) -> list[inspect.Parameter]:
+def config_options(
+    config: type[BaseModel], aliases: dict[str, list[str]] | None = None, envvars: dict[str, str] | None = None
+) -> list[inspect.Parameter]:
     """One keyword parameter per field of `config`, for a typer command: unset flags are None, so a YAML file's
-    values stay unless a flag overrides them. `aliases`: more names for a field's flag (-m, --gpus)."""
+    values stay unless a flag overrides them. `aliases`: more names for a field's flag (-m, --gpus); `envvars`: an
+    environment variable a field's flag reads when it is not given."""
     params = []
     for name, field in config.model_fields.items():
         kind = _cli_type(field.annotation)
@@ -52,8 +55,12 @@ def config_options(config: type[BaseModel], aliases: dict[str, list[str]] | None
         help = field.description or ""
         if choices:
             help += f" One of: {', '.join(choices)}."
-        help += f" (default: {_shown(field.get_default(call_default_factory=True))})"
-        option = typer.Option(None, *names, help=help, show_default=False)
+        if field.is_required():
+            help += " (required)"
+        else:
+            help += f" (default: {_shown(field.get_default(call_default_factory=True))})"
+        envvar = (envvars or {}).get(name)
+        option = typer.Option(None, *names, help=help, show_default=False, envvar=envvar, show_envvar=False)
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind))
     return params
 
@@ -77,17 +84,22 @@ def config_values(config: type[BaseModel], options: dict[str, Any]) -> dict[str,
 
 
 def with_config_options(
-    command: Callable[..., None], config: type[BaseModel], aliases: dict[str, list[str]] | None = None
+    command: Callable[..., None],
+    config: type[BaseModel],
+    aliases: dict[str, list[str]] | None = None,
+    envvars: dict[str, str] | None = None,
 ) -> Callable[..., None]:
     """`command` with its own parameters followed by `config`'s fields as options (see config_options)."""
     own = [p for p in inspect.signature(command).parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + config_options(config, aliases)
+    options = config_options(config, aliases, envvars)
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + options
     command.__signature__ = inspect.Signature(params)
     return command
 
 
 def as_flags(error: SettingError, set_on_command_line: set[str], spelled: dict[str, str] | None = None) -> UsageError:
-    """A config error about a key the command line set, told as that flag (`spelled`: flags named otherwise)."""
-    if error.key in set_on_command_line:
+    """A config error about a key the command line set (or that nothing set and is required), told as that flag
+    (`spelled`: flags named otherwise)."""
+    if error.key in set_on_command_line or error.problem.startswith("Field required"):
         return UsageError(f"{(spelled or {}).get(error.key, flag(error.key))}: {error.problem}")
     return error

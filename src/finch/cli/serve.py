@@ -6,28 +6,28 @@ from pathlib import Path
 
 import typer
 
+from finch.cli.options import as_flags, config_values, with_config_options
 from finch.cli.ui import err
 from finch.config import load_settings
-
-BACKEND_HELP = "auto (llama-cpp for GGUF, transformers for HF dirs and adapters), llama-cpp, transformers or vllm."
+from finch.serve.config import ServeConfig
 
 
 def serve(
-    model: str = typer.Option(None, "--model", "-m", help="Model reference (default: the configured model)."),
-    adapter: Path = typer.Option(None, help="A LoRA adapter directory to apply (transformers or vLLM)."),
-    host: str = typer.Option("127.0.0.1", help="Address to bind; the default keeps the server on this machine."),
-    port: int = typer.Option(8000, help="Port to listen on."),
-    backend: str = typer.Option("auto", help=BACKEND_HELP),
-    api_key: str = typer.Option(None, envvar="FINCH_API_KEY", help="Require 'Authorization: Bearer KEY' on /v1."),
-    ctx: int = typer.Option(4096, help="Context length in tokens."),
-    max_queue: int = typer.Option(32, help="Requests that may wait; more get HTTP 429."),
-    logprobs: bool = typer.Option(
-        False,
-        help="llama-cpp: keep logits for every token so requests may ask for logprobs (lm-eval scoring needs "
-        "this); costs ctx × vocab × 4 bytes of memory.",
-    ),
+    config_file: Path = typer.Option(None, "--config", help="A YAML file with any of these settings; flags win."),
+    **settings,
 ) -> None:
-    """Serve a model over an OpenAI-compatible API (/v1/models, /v1/chat/completions, /v1/completions, /health)."""
+    """Serve a model over an OpenAI-compatible API (/v1/models, /v1/chat/completions, /v1/completions, /health).
+    Every setting is a flag and a key of the --config file."""
+    from finch.errors import SettingError
+    from finch.stage_config import load_stage_config
+
+    overrides = config_values(ServeConfig, settings)
+    try:
+        config = load_stage_config(ServeConfig, config_file, overrides, "serve")
+    except SettingError as e:
+        raise as_flags(e, set(overrides)) from None
+    model, adapter, host, port, backend = config.model, config.adapter, config.host, config.port, config.backend
+    api_key, ctx, max_queue, logprobs = config.api_key, config.ctx, config.max_queue, config.logprobs
     settings = load_settings()
     ref = model or settings.config.model
     if backend == "vllm":
@@ -53,3 +53,6 @@ def serve(
         + (" (API key required)" if api_key else "")
     )
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+with_config_options(serve, ServeConfig, {"model": ["-m"]}, {"api_key": "FINCH_API_KEY"})

@@ -1,0 +1,28 @@
+"""The serving settings: one pydantic model, read from a YAML file and overridden by flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ServeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, description="Model reference; none: the configured model.")
+    adapter: Path | None = Field(None, description="A LoRA adapter directory to apply (transformers or vLLM).")
+    host: str = Field("127.0.0.1", description="Address to bind; the default keeps the server on this machine.")
+    port: int = Field(8000, ge=1, le=65535, description="Port to listen on.")
+    backend: Literal["auto", "llama-cpp", "transformers", "vllm"] = Field(
+        "auto", description="auto: llama-cpp for a GGUF, transformers for HF folders and adapters."
+    )
+    api_key: str | None = Field(None, description="Require 'Authorization: Bearer KEY' on /v1 (or set FINCH_API_KEY).")
+    ctx: int = Field(4096, ge=16, description="Context length in tokens.")
+    max_queue: int = Field(32, ge=1, description="Requests that may wait; more get HTTP 429.")
+    logprobs: bool = Field(
+        False,
+        description="llama-cpp: keep logits for every token so requests may ask for logprobs (lm-eval scoring needs "
+        "this); costs ctx x vocab x 4 bytes of memory.",
+    )
