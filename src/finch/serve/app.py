@@ -120,13 +120,8 @@ def _usage(completions: list[Completion]) -> dict:
     return {"prompt_tokens": prompt, "completion_tokens": produced, "total_tokens": prompt + produced}
 
 
-def create_app(
-    backend: Backend, api_key: str | None = None, max_queue: int = 32, model_id: str | None = None
-) -> FastAPI:
-    app = FastAPI(title="finch", version="1", docs_url=None, redoc_url=None)
-    model_id = model_id or backend.model_name
-    generator = Generator(backend, max_queue)
-    created = int(time.time())
+def guard(app: FastAPI, api_key: str | None) -> None:
+    """The API key check on /v1, and every error as an OpenAI-style JSON error with the right status."""
 
     @app.middleware("http")
     async def require_key(request: Request, call_next):
@@ -161,6 +156,19 @@ def create_app(
         return error_response(
             429, "The server is busy: too many queued requests; retry shortly.", type_="rate_limit_error"
         )
+
+
+def create_app(
+    backend: Backend, api_key: str | None = None, max_queue: int = 32, model_id: str | None = None
+) -> FastAPI:
+    """The OpenAI-compatible app for one served model. Its routes are closures over the backend, the generator that
+    queues requests for it and the model id, so they stay together here; what they build is in the functions below."""
+    app = FastAPI(title="finch", version="1", docs_url=None, redoc_url=None)
+    model_id = model_id or backend.model_name
+    generator = Generator(backend, max_queue)
+    created = int(time.time())
+
+    guard(app, api_key)
 
     @app.get("/health")
     async def health():
@@ -202,24 +210,7 @@ def create_app(
 
             return StreamingResponse(events(), media_type="text/event-stream")
         [completions] = await generator.run(backend.chat, [messages], params)
-        choices = []
-        for i, c in enumerate(completions):
-            choice = {"index": i, "message": {"role": "assistant", "content": c.text}, "finish_reason": c.finish_reason}
-            if c.logprobs is not None:
-                choice["logprobs"] = {
-                    "content": [
-                        {
-                            "token": t.token,
-                            "logprob": t.logprob,
-                            "bytes": list(t.token.encode()),
-                            "top_logprobs": [
-                                {"token": k, "logprob": v, "bytes": list(k.encode())} for k, v in t.top.items()
-                            ],
-                        }
-                        for t in c.logprobs
-                    ]
-                }
-            choices.append(choice)
+        choices = [chat_choice(i, c) for i, c in enumerate(completions)]
         return {
             "id": rid,
             "object": "chat.completion",
@@ -249,21 +240,8 @@ def create_app(
 
             return StreamingResponse(stream.events(render, request), media_type="text/event-stream")
         results = await generator.run(backend.complete, prompts, params, body.echo)
-        choices, flat = [], []
-        for completions_for_prompt in results:
-            for c in completions_for_prompt:
-                logprobs = None
-                if c.logprobs is not None:
-                    logprobs = {
-                        "tokens": [t.token for t in c.logprobs],
-                        "token_logprobs": [t.logprob for t in c.logprobs],
-                        "top_logprobs": [t.top for t in c.logprobs],
-                        "text_offset": text_offsets([t.token for t in c.logprobs]),
-                    }
-                choices.append(
-                    {"index": len(choices), "text": c.text, "logprobs": logprobs, "finish_reason": c.finish_reason}
-                )
-                flat.append(c)
+        flat = [c for completions_for_prompt in results for c in completions_for_prompt]
+        choices = [completion_choice(i, c) for i, c in enumerate(flat)]
         usage = {
             "prompt_tokens": sum(r[0].prompt_tokens for r in results if r),
             "completion_tokens": sum(c.completion_tokens for c in flat),
@@ -279,6 +257,37 @@ def create_app(
         }
 
     return app
+
+
+def chat_choice(index: int, c: Completion) -> dict:
+    """One choice of a chat completion, with OpenAI's chat logprobs when asked."""
+    choice = {"index": index, "message": {"role": "assistant", "content": c.text}, "finish_reason": c.finish_reason}
+    if c.logprobs is not None:
+        choice["logprobs"] = {
+            "content": [
+                {
+                    "token": t.token,
+                    "logprob": t.logprob,
+                    "bytes": list(t.token.encode()),
+                    "top_logprobs": [{"token": k, "logprob": v, "bytes": list(k.encode())} for k, v in t.top.items()],
+                }
+                for t in c.logprobs
+            ]
+        }
+    return choice
+
+
+def completion_choice(index: int, c: Completion) -> dict:
+    """One choice of a text completion, with the legacy completions API's logprobs when asked."""
+    logprobs = None
+    if c.logprobs is not None:
+        logprobs = {
+            "tokens": [t.token for t in c.logprobs],
+            "token_logprobs": [t.logprob for t in c.logprobs],
+            "top_logprobs": [t.top for t in c.logprobs],
+            "text_offset": text_offsets([t.token for t in c.logprobs]),
+        }
+    return {"index": index, "text": c.text, "logprobs": logprobs, "finish_reason": c.finish_reason}
 
 
 def _sse(data: dict) -> str:
