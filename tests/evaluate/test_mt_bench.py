@@ -163,48 +163,15 @@ def test_mt_bench_run_with_a_scripted_model_and_judge(tmp_path):
 
 def test_mt_bench_cli(tmp_path, finch_home):
     with stub_server(answer_model, "model") as model, stub_server(scripted_judge, "judge") as judge:
-        result = run_finch(
-            "evaluate",
-            "--benchmark",
-            "mt_bench",
-            "--model",
-            model.url,
-            "--judge",
-            judge.url,
-            "--data",
-            str(DATA),
-            "--limit",
-            "1",
-            "--output",
-            str(tmp_path / "out"),
-        )
+
+        def mt_bench(*args: str, env: dict | None = None):
+            base = ["evaluate", "--benchmark", "mt_bench", "--model", model.url, "--data", str(DATA), "--limit", "1"]
+            return run_finch(*base, *args, env=env)
+
+        result = mt_bench("--judge", judge.url, "--output", str(tmp_path / "out"))
         # without --judge, the configured teacher judges
-        default = run_finch(
-            "evaluate",
-            "--benchmark",
-            "mt_bench",
-            "--model",
-            model.url,
-            "--data",
-            str(DATA),
-            "--limit",
-            "1",
-            "--output",
-            str(tmp_path / "default"),
-            env={"FINCH_TEACHER": judge.url},
-        )
-        missing = run_finch(
-            "evaluate",
-            "--benchmark",
-            "mt_bench",
-            "--model",
-            model.url,
-            "--data",
-            str(DATA),
-            "--limit",
-            "1",
-            env={"FINCH_TEACHER": "./no-such-judge.gguf"},
-        )
+        default = mt_bench("--output", str(tmp_path / "default"), env={"FINCH_TEACHER": judge.url})
+        missing = mt_bench(env={"FINCH_TEACHER": "./no-such-judge.gguf"})
     assert result.returncode == 0, result.stderr
     assert "judge_error_rate" in result.stdout and "turn_1" in result.stdout
     assert json.loads((tmp_path / "out" / "report.json").read_text())["results"]

@@ -8,9 +8,16 @@ from pathlib import Path
 
 from finch.inference.http_backend import HttpBackend
 from finch.sdg import GenerateOptions, generate_dataset, load_pipeline
+from finch.sdg.generate import LeafPlan
 from finch.taxonomy import check_taxonomy, sample_taxonomy_dir
 
 MARKERS = ("OFFTOPIC", "GARBLED", "BADANSWER", "LONG", "WRONG")
+
+
+def skill_plan(name: str, examples: list[dict], flavour: str = "skills_freeform", **fields) -> LeafPlan:
+    """A skill leaf's plan, as plan_leaf would make it, for tests of the parts that read one."""
+    settings = {"sources": [], "target": 4, "fingerprint": "f", **fields}
+    return LeafPlan(name=name, slug=name, kind="skill", flavour=flavour, task=name, examples=examples, **settings)
 
 
 def sample_leaves():

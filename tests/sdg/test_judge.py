@@ -13,10 +13,10 @@ from finch.inference import GenerationParams
 from finch.inference.base import Abilities
 from finch.inference.http_backend import HttpBackend
 from finch.sdg import GenerateOptions, generate_dataset, load_pipeline
-from finch.sdg.generate import LeafPlan, anchor_calls
+from finch.sdg.generate import anchor_calls
 from finch.sdg.judge import OFF_TOPIC, anchor_scale, anchors, calibrate, expected_rating
 from finch.taxonomy import hold_out
-from tests.sdg.helpers import generated_rows, journals, sample_leaves
+from tests.sdg.helpers import generated_rows, journals, sample_leaves, skill_plan
 from tests.sdg.teacher import judged_item
 
 GOOD = {"1": 0.15, "3": 0.1, "5": 0.6, "dash": 0.15}  # expected rating 3.88
@@ -71,18 +71,7 @@ def test_a_five_example_leaf_calibrates_on_its_held_out_example_too():
     # is the least anchor_scale reads), so the held-out one is rated as well; an anchor never becomes a row
     seeds = [{"question": f"q{i}", "answer": f"a{i}"} for i in range(5)]
     shown, held_out = hold_out(seeds)
-    plan = LeafPlan(
-        name="s",
-        slug="s",
-        kind="skill",
-        flavour="skills_freeform",
-        task="t",
-        examples=shown,
-        sources=[{"id": "seed"}],
-        target=5,
-        fingerprint="f",
-        held_out=held_out,
-    )
+    plan = skill_plan("s", shown, sources=[{"id": "seed"}], target=5, held_out=held_out)
     pipeline = load_pipeline("full")
     block = next(b for b in pipeline.skills_freeform if b.name == "judge_responses")
     calls = anchor_calls(pipeline, block, plan, seed=42)

@@ -13,6 +13,7 @@ from finch.sdg.generate import LeafPlan, conform, deduplicate
 from finch.sdg.parse import labelled_records, multiple_choice, numbered_items, rating
 from finch.sdg.pipeline import load_prompt
 from finch.taxonomy import hold_out, sample_taxonomy_dir
+from tests.sdg.helpers import skill_plan
 
 DOC = sample_taxonomy_dir() / "knowledge" / "products" / "kestrel_vane_k230" / "kestrel_vane_k230.md"
 
@@ -108,18 +109,7 @@ def test_dedup_drops_what_matches_the_held_out_seeds_and_counts_what_copies_a_sh
         for n in range(1, 6)
     ]
     shown, held_out = hold_out(seeds)
-    plan = LeafPlan(
-        name="dates",
-        slug="dates",
-        kind="skill",
-        flavour="skills_freeform",
-        task="dates",
-        examples=shown,
-        sources=[],
-        target=4,
-        fingerprint="f",
-        held_out=held_out,
-    )
+    plan = skill_plan("dates", shown, held_out=held_out)
     fresh = {"question": "What is the first of May 1990 in ISO 8601 format?", "answer": "1990-05-01"}
     items = [dict(shown[0]), dict(shown[0]), {"question": held_out[0]["question"] + "!", "answer": "y"}, fresh]
     kept, stats = deduplicate(items, plan)
@@ -138,17 +128,7 @@ def test_a_leaf_of_json_answers_keeps_only_json_answers_with_its_keys_written_as
         }
         for n, name in enumerate(names)
     ]
-    plan = LeafPlan(
-        name="orders",
-        slug="orders",
-        kind="skill",
-        flavour="skills_grounded",
-        task="orders",
-        examples=seeds,
-        sources=[],
-        target=4,
-        fingerprint="f",
-    )
+    plan = skill_plan("orders", seeds, "skills_grounded")
     context = {"context": "Dee wants 4 mugs.", "question": "What did Dee order?"}
     items = [
         {**context, "answer": '```json\n{\n  "name": "Dee",\n  "quantity": 4\n}\n```'},  # fenced, spread out
