@@ -36,7 +36,7 @@ def main() -> None:
     from finch.models.prepare import prepare_model
     from finch.models.resolve import resolve_model
     from finch.taxonomy import check_taxonomy, sample_taxonomy_dir
-    from finch.train.seed_data import seed_rows
+    from finch.taxonomy.seed_rows import seed_rows
 
     models_dir = load_settings().path("models_dir")
     rows = []

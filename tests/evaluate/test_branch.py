@@ -133,7 +133,7 @@ def test_mt_bench_branch_cli(tmp_path, finch_home):
 
 def test_held_out_base_vs_tuned_on_tiny_models(tiny_llama_dir, tmp_path):
     from finch.taxonomy import check_taxonomy
-    from finch.train.seed_data import seed_rows, split_seed_rows
+    from finch.taxonomy.seed_rows import seed_rows, split_seed_rows
     from tests.tiny_models import write_tiny_lora
 
     held_out = split_seed_rows(seed_rows(check_taxonomy([sample_taxonomy_dir()], skip_documents=True)))[1]

@@ -214,7 +214,7 @@ def test_key_fact_report_counts_per_leaf():
 
 def test_held_out_knowledge_questions_of_a_dataset(tmp_path):
     from finch.taxonomy import check_taxonomy
-    from finch.train.seed_data import write_seed_dataset
+    from finch.taxonomy.seed_rows import write_seed_dataset
 
     write_seed_dataset(check_taxonomy([sample_taxonomy_dir()], skip_documents=True), tmp_path)
     samples, source = held_out_samples(tmp_path, ("knowledge",))

@@ -11,7 +11,7 @@ import yaml
 
 from finch.errors import FinchError, UsageError
 from finch.taxonomy import check_taxonomy, sample_taxonomy_dir
-from finch.train.seed_data import seed_rows, split_seed_rows
+from finch.taxonomy.seed_rows import seed_rows, split_seed_rows
 from tests.sdg.helpers import (
     MARKERS,
     generate,

@@ -22,7 +22,7 @@ def taxonomy_samples(
 ) -> list[EvalSample]:
     """Seed questions of a taxonomy's valid leaves of `kinds`, each with its seed answer as the reference."""
     from finch.taxonomy import check_taxonomy
-    from finch.train.seed_data import seed_rows
+    from finch.taxonomy.seed_rows import seed_rows
 
     report = check_taxonomy([taxonomy], skip_documents=True, documents_cache=documents_cache)
     return samples_from_rows(seed_rows(report), kinds, per_leaf)
@@ -38,7 +38,7 @@ def held_out_samples(data: Path, kinds: tuple[str, ...], per_leaf: int | None = 
     if file.is_file():
         return samples_from_rows(read_rows(file), kinds, per_leaf), str(file)
     from finch.taxonomy import check_taxonomy
-    from finch.train.seed_data import seed_rows, split_seed_rows
+    from finch.taxonomy.seed_rows import seed_rows, split_seed_rows
 
     held_out = split_seed_rows(seed_rows(check_taxonomy([data], skip_documents=True)))[1]
     return samples_from_rows(held_out, kinds, per_leaf), f"the held-out seed examples of {data}"

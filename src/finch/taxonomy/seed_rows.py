@@ -1,6 +1,7 @@
-"""A tiny chat dataset straight from a taxonomy's seed examples: enough for a first, quick training run
-(quickstart) before any synthetic data exists. Knowledge answers are asked without their context, so the run
-teaches the facts themselves; grounded skill examples keep their context in the question."""
+"""A taxonomy's seed examples as chat rows, as SDG, training and evaluation all read them: the held-out questions of
+base-vs-tuned evaluations, and a tiny dataset for a first quick run before any synthetic data exists. Knowledge
+answers are asked without their context, so a run learns the facts themselves; grounded skill examples keep their
+context in the question."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import json
 from pathlib import Path
 
 from finch.fileio import atomic_write_text
-from finch.taxonomy import Knowledge, Skill, hold_out
+from finch.taxonomy.holdout import hold_out
+from finch.taxonomy.schema import Knowledge, Skill
 
 
 def seed_rows(report) -> list[dict]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from transformers import AutoTokenizer
 
 from finch.taxonomy.check import check_taxonomy, sample_taxonomy_dir
+from finch.taxonomy.seed_rows import write_seed_dataset
 from finch.train.data import chat_renderer, read_rows, tokenize_split
-from finch.train.seed_data import write_seed_dataset
 
 
 def test_seed_dataset_holds_every_seed_pair_and_tokenizes(tmp_path, tiny_gemma3_dir):
