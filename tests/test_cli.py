@@ -96,7 +96,7 @@ def test_system_info_json_reports_cpu_bf16_and_profile(finch_home):
 
 
 def test_a_finished_stage_s_progress_bar_stops_its_clock():
-    from finch.cli.data import RichProgress
+    from finch.cli.views import RichProgress
 
     progress = RichProgress()
     progress.start("leaf", "qa", total=3, done=0)

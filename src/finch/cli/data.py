@@ -8,49 +8,17 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from finch.cli.common import print_json
 from finch.cli.options import as_flags, config_values, with_config_options
 from finch.cli.ui import err, out
+from finch.cli.views import RichProgress, print_summary
 from finch.config import load_settings
 from finch.errors import SettingError, UsageError
 from finch.sdg.config import GenerateConfig
 
 data_app = typer.Typer(help="Generate, list and inspect synthetic training data.", no_args_is_help=True)
-
-
-class RichProgress:
-    """One bar per leaf and stage, with ETA and kept/rejected counts (finch.sdg.generate.Progress)."""
-
-    def __init__(self):
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("kept {task.fields[kept]} rejected {task.fields[rejected]}"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=err,
-        )
-        self.task = None
-
-    def start(self, leaf: str, stage: str, total: int, done: int) -> None:
-        self.progress.start()  # once: later calls do nothing; the caller stops it when the run ends
-        self.task = self.progress.add_task(f"{leaf}: {stage}", total=total, completed=done, kept=0, rejected=0)
-
-    def advance(self, kept: int, rejected: int) -> None:
-        fields = self.progress.tasks[-1].fields
-        self.progress.update(self.task, advance=1, kept=fields["kept"] + kept, rejected=fields["rejected"] + rejected)
-
-    def grow(self, calls: int) -> None:
-        self.progress.update(self.task, total=self.progress.tasks[-1].total + calls)
-
-    def finish(self) -> None:
-        if self.task is not None:  # the stage ended, done or not: its clock and ETA stop where they are
-            self.progress.stop_task(self.task)
 
 
 def generate(
@@ -80,44 +48,6 @@ def generate(
 
 
 data_app.command("generate")(with_config_options(generate, GenerateConfig))
-
-
-def print_summary(report: dict) -> None:
-    table = Table(title="generated data", show_lines=False)
-    for column in ("leaf", "stage", "generated", "kept", "rejected", "seconds"):
-        table.add_column(column, justify="right" if column in ("generated", "kept", "seconds") else "left")
-    for leaf in report["leaves"]:
-        for i, stage in enumerate(leaf["stages"] or [{"stage": leaf["status"]}]):
-            rejected = ", ".join(f"{k} {v}" for k, v in sorted(stage.get("rejected", {}).items()))
-            if stage.get("abstained"):
-                rejected += f"{', ' if rejected else ''}(judge abstained on {stage['abstained']} kept)"
-            if stage.get("seed_copies"):
-                rejected += f"{', ' if rejected else ''}({stage['seed_copies']} kept repeat a seed example)"
-            table.add_row(
-                escape(leaf["leaf"]) if i == 0 else "",
-                stage["stage"],
-                str(stage.get("generated", "")),
-                str(stage.get("kept", "")),
-                rejected,
-                str(stage.get("seconds", "")),
-            )
-    out.print(table)
-    out.print(
-        f"{report['output']}: train {report['train']} rows, test {report['test']}, "
-        f"knowledge MCQ {report['knowledge_mcq']}, replay {report['replay']}; {report['seconds']} s"
-    )
-    empty = [leaf["leaf"] for leaf in report["leaves"] if leaf["status"] == "complete" and leaf["train"] == 0]
-    if empty:
-        out.print(
-            f"[yellow]no sample passed for {', '.join(empty)}[/]: see the rejections above (the teacher's rejected "
-            "answers are in the .work journals); a stronger teacher (--teacher URL) or a larger --scale helps."
-        )
-    abstained = sum(s.get("abstained", 0) for leaf in report["leaves"] for s in leaf["stages"])
-    if abstained:
-        out.print(
-            f"[yellow]{abstained} samples kept unrated[/]: the teacher's judge rated spoiled seed examples as high "
-            "as the real ones, so its ratings could not filter; a stronger teacher (--teacher URL) judges them."
-        )
 
 
 @data_app.command("list")

@@ -94,7 +94,7 @@ def show_models(student: str, teacher: str, settings) -> None:
 def quickstart_data(settings, leaves, teacher: str, student: str, scale: int) -> Path:
     """Synthetic data for every leaf from the teacher with the full pipeline (generate, judge, deduplicate); a rerun
     resumes. Prints the per-leaf, per-stage counts."""
-    from finch.cli.data import RichProgress, print_summary
+    from finch.cli.views import RichProgress, print_summary
     from finch.inference import load_backend
     from finch.sdg import GenerateOptions, generate_dataset, load_pipeline
     from finch.sdg.run import student_token_counter
@@ -119,7 +119,7 @@ def quickstart_data(settings, leaves, teacher: str, student: str, scale: int) ->
 
 def quick_train(dataset: Path, student: str, settings) -> Path:
     """LoRA on the generated data with finch train's defaults, then one held-out question before and after."""
-    from finch.cli.train import TrainProgress
+    from finch.cli.views import TrainProgress
     from finch.train import TrainConfig
     from finch.train.run_dir import resolved_config
     from finch.train.runs import start_run

@@ -9,6 +9,7 @@ import yaml
 
 from finch.cli.options import as_flags, config_values, with_config_options
 from finch.cli.ui import err, out
+from finch.cli.views import TrainProgress
 from finch.config import load_settings
 from finch.train.config import TrainConfig
 
@@ -59,35 +60,3 @@ def train(
 
 
 with_config_options(train, TrainConfig, {"model": ["-m"], "processes": ["--gpus"], "output": ["-o"]})
-
-
-class TrainProgress:
-    """A rich bar over optimiser steps with loss, tokens/s and ETA; starts at the first step."""
-
-    def __init__(self) -> None:
-        self.progress = None
-        self.task = None
-
-    def update(self, record: dict) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        if self.progress is None:
-            self.progress = Progress(
-                TextColumn("[bold]training"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[stats]}"),
-                TextColumn("eta"),
-                TimeRemainingColumn(),
-                console=err,
-            )
-            self.progress.start()
-            self.task = self.progress.add_task("train", total=record.get("total_steps"), stats="")
-        stats = f"loss {record['loss']:.4f}  {record['tokens_per_s']:.0f} tok/s"
-        if "eval_loss" in record:
-            stats += f"  eval {record['eval_loss']:.4f}"
-        self.progress.update(self.task, completed=record["step"], total=record.get("total_steps"), stats=stats)
-
-    def stop(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
