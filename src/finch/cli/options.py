@@ -21,7 +21,8 @@ def flag(name: str) -> str:
 
 
 def _cli_type(annotation) -> type:
-    """The type click parses a field's flag as: the field's own, less None; lists and choices as text."""
+    """The type click parses a field's flag as: the field's own, less None; a list of text or paths as a repeatable
+    flag; other lists, unions and choices as text (comma-separated for lists; the config validates the choice)."""
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         if len(args) == 1:
