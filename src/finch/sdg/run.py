@@ -29,12 +29,9 @@ def student_token_counter(model_ref: str, models_dir: Path):
     return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def default_output(config: GenerateConfig, settings: Settings) -> Path:
-    teacher = config.teacher or settings.config.teacher
-    return (
-        settings.path("datasets_dir")
-        / f"{load_pipeline(config.pipeline).name}-{_slug(teacher)}-x{config.scale}-s{config.seed}"
-    )
+def default_output(config: GenerateConfig, settings: Settings, pipeline_name: str) -> Path:
+    teacher = _slug(config.teacher or settings.config.teacher)
+    return settings.path("datasets_dir") / f"{pipeline_name}-{teacher}-x{config.scale}-s{config.seed}"
 
 
 def run_generate(config: GenerateConfig, settings: Settings, progress: Progress) -> dict:
@@ -49,7 +46,7 @@ def run_generate(config: GenerateConfig, settings: Settings, progress: Progress)
     documents = settings.locations.cache_dir / "documents"
     leaves = select_leaves(taxonomy, config.leaves, documents, "generate settings")
     options = GenerateOptions(
-        output=config.output or default_output(config, settings),
+        output=config.output or default_output(config, settings, pipeline.name),
         scale=config.scale,
         seed=config.seed,
         workers=config.workers,
