@@ -166,53 +166,12 @@ def write_outputs(
                 "stages": result["stages"],
             }
         )
-    rng = random.Random(options.seed)
-    replay_counts = {}
-    for phase in PHASES:
-        rng.shuffle(train[phase])
-        if options.replay is not None and options.replay_ratio > 0 and train[phase]:
-            count = round(options.replay_ratio * len(train[phase]))
-            rows = _replay_rows(options.replay, count, rng)
-            tagged = [
-                {
-                    "messages": r["messages"],
-                    "metadata": {
-                        **r.get("metadata", {}),
-                        "leaf": "replay",
-                        "kind": "replay",
-                        "phase": phase,
-                        "pipeline": "replay",
-                        "teacher": None,
-                    },
-                }
-                for r in rows
-            ]
-            replay_counts[phase] = len(tagged)
-            train[phase] = _interleave(train[phase], tagged, rng)
+    replay_counts = shuffle_and_mix_replay(train, options)
     rows = train["knowledge"] + train["skills"]  # phased training reads the knowledge rows first
     atomic_write_text(out / "train.jsonl", _jsonl(rows))
     atomic_write_text(out / "test.jsonl", _jsonl(test))
     atomic_write_text(out / "knowledge_mcq.jsonl", _jsonl(mcq))
-    recipe = {
-        "pipeline": pipeline.name,
-        "teacher": teacher,
-        "scale": options.scale,
-        "seed": options.seed,
-        "phases": [
-            {
-                "name": phase,
-                "rows": len(train[phase]),
-                "sources": [{"generated": f"{phase} leaves", "ratio": 1.0}]
-                + (
-                    [{"replay": str(options.replay), "ratio": options.replay_ratio, "rows": replay_counts[phase]}]
-                    if phase in replay_counts
-                    else []
-                ),
-            }
-            for phase in PHASES
-        ],
-        "files": {"train": "train.jsonl", "test": "test.jsonl", "knowledge_mcq": "knowledge_mcq.jsonl"},
-    }
+    recipe = data_recipe(pipeline.name, teacher, options, {phase: len(train[phase]) for phase in PHASES}, replay_counts)
     atomic_write_text(out / "recipe.yaml", yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True))
     report = {
         **meta,
@@ -229,6 +188,54 @@ def write_outputs(
     }
     atomic_write_json(out / "report.json", report)
     return report
+
+
+def shuffle_and_mix_replay(train: dict[str, list[dict]], options: GenerateOptions) -> dict[str, int]:
+    """Each phase's rows in a seeded shuffle, with replay rows (options.replay) spread through them at
+    options.replay_ratio; returns the replay rows added per phase."""
+    rng = random.Random(options.seed)
+    replay_counts = {}
+    for phase in PHASES:
+        rng.shuffle(train[phase])
+        if options.replay is not None and options.replay_ratio > 0 and train[phase]:
+            count = round(options.replay_ratio * len(train[phase]))
+            tagged = [
+                {
+                    "messages": r["messages"],
+                    "metadata": {
+                        **r.get("metadata", {}),
+                        "leaf": "replay",
+                        "kind": "replay",
+                        "phase": phase,
+                        "pipeline": "replay",
+                        "teacher": None,
+                    },
+                }
+                for r in _replay_rows(options.replay, count, rng)
+            ]
+            replay_counts[phase] = len(tagged)
+            train[phase] = _interleave(train[phase], tagged, rng)
+    return replay_counts
+
+
+def data_recipe(
+    pipeline: str, teacher: str, options: GenerateOptions, rows: dict[str, int], replay_counts: dict[str, int]
+) -> dict:
+    """recipe.yaml: how the dataset was made, phase by phase."""
+    phases = []
+    for phase in PHASES:
+        sources: list[dict] = [{"generated": f"{phase} leaves", "ratio": 1.0}]
+        if phase in replay_counts:
+            sources.append({"replay": str(options.replay), "ratio": options.replay_ratio, "rows": replay_counts[phase]})
+        phases.append({"name": phase, "rows": rows[phase], "sources": sources})
+    return {
+        "pipeline": pipeline,
+        "teacher": teacher,
+        "scale": options.scale,
+        "seed": options.seed,
+        "phases": phases,
+        "files": {"train": "train.jsonl", "test": "test.jsonl", "knowledge_mcq": "knowledge_mcq.jsonl"},
+    }
 
 
 def _interleave(rows: list[dict], extra: list[dict], rng: random.Random) -> list[dict]:
