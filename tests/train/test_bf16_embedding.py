@@ -1,10 +1,12 @@
 """A frozen embedding stored in bf16 trains as the same fp32 model with its embedding rounded to bf16."""
 
+import importlib
+
 import pytest
 import torch
 
 from finch.train import TrainConfig
-from finch.train.bf16_embedding import keep_embedding_in_bf16
+from finch.train.bf16_embedding import SCALED_EMBEDDINGS, _is_scaled_embedding, keep_embedding_in_bf16
 from finch.train.data import IGNORE
 from finch.train.loop import causal_lm_parts, load_model
 from finch.train.loss import chunked_loss_sum
@@ -71,3 +73,13 @@ def test_a_trainable_or_unknown_embedding_stays_as_it_is(tiny_gemma3_dir, tmp_pa
     embedding = lora.get_input_embeddings()
     embedding.__class__ = type("OtherEmbedding", (torch.nn.Embedding,), {})  # a forward this doesn't know
     assert not keep_embedding_in_bf16(lora) and embedding.weight.dtype == torch.float32
+
+
+@pytest.mark.parametrize(("module_name", "class_name"), sorted(SCALED_EMBEDDINGS))
+def test_every_scaled_embedding_known_by_type_scales_its_rows(module_name, class_name):
+    """A transformers release that renames one of these embeddings or changes its forward fails here, loudly."""
+    embedding_class = getattr(importlib.import_module(module_name), class_name)
+    embedding = embedding_class(50, 8, padding_idx=0, embed_scale=8**0.5)
+    assert _is_scaled_embedding(embedding)
+    ids = torch.randint(0, 50, (2, 5))
+    torch.testing.assert_close(embedding(ids), embedding.weight[ids] * 8**0.5)

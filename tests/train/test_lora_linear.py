@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
+from transformers import AutoConfig
 
 from finch.train import TrainConfig
 from finch.train.loop import load_model
-from finch.train.lora_linear import drop_positions, use_fused_lora
+from finch.train.lora_linear import GATED_MLPS, _act_forward, _activation, _is_gated_mlp, drop_positions, use_fused_lora
 
 
 @pytest.mark.parametrize("p", [0.05, 0.3])
@@ -221,3 +224,37 @@ def test_the_fused_mlp_with_dropout_is_the_fused_layers_with_the_same_masks(tiny
     assert g_f.keys() == g_l.keys() and len(g_f) == 6
     for name in g_l:
         torch.testing.assert_close(g_f[name], g_l[name], msg=name)
+
+
+MLP_MODEL_TYPES = {
+    "GemmaMLP": "gemma",
+    "Gemma2MLP": "gemma2",
+    "Gemma3MLP": "gemma3_text",
+    "GraniteMLP": "granite",
+    "LlamaMLP": "llama",
+    "MistralMLP": "mistral",
+    "Olmo2MLP": "olmo2",
+    "Qwen2MLP": "qwen2",
+    "Qwen3MLP": "qwen3",
+    "SmolLM3MLP": "smollm3",
+}
+
+
+@pytest.mark.parametrize(("module_name", "class_name"), sorted(GATED_MLPS))
+def test_every_mlp_fused_by_type_computes_what_the_fused_mlp_computes(module_name, class_name):
+    """A transformers release that renames one of these MLPs or changes its forward fails here, loudly."""
+    mlp_class = getattr(importlib.import_module(module_name), class_name)
+    sizes = {"hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2, "num_key_value_heads": 1}
+    mlp = mlp_class(AutoConfig.for_model(MLP_MODEL_TYPES[class_name], head_dim=8, **sizes))
+    assert _is_gated_mlp(mlp)
+    activation = _activation(mlp.act_fn)
+    assert activation is not None, f"{class_name}: an activation the fused MLP does not know"
+    x = torch.randn(3, 16)
+    fused_maths = mlp.down_proj(_act_forward(activation, mlp.gate_proj(x)) * mlp.up_proj(x))
+    torch.testing.assert_close(mlp(x), fused_maths)
+
+    class Changed(mlp_class):  # a class finch does not know keeps its own forward
+        def forward(self, x):
+            return self.down_proj(self.up_proj(x))
+
+    assert not _is_gated_mlp(Changed(mlp.config))
