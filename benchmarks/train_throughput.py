@@ -70,7 +70,9 @@ def peak_rss_gb() -> float:
 
 def run_finch(args) -> dict:
     from finch.train import TrainConfig
-    from finch.train.loop import load_data, train
+    from finch.train.context import RunContext, training_device_and_dtype
+    from finch.train.data import load_data
+    from finch.train.loop import train
 
     config = TrainConfig(
         data=args.data,
@@ -89,7 +91,8 @@ def run_finch(args) -> dict:
     )
     hf_dir = Path(args.hf_dir)
     run_dir = Path(tempfile.mkdtemp(prefix="finch-bench-"))
-    result = train(config, load_data(config, hf_dir), hf_dir, str(hf_dir), run_dir)
+    run = RunContext(hf_dir, str(hf_dir), run_dir, False, *training_device_and_dtype(config))
+    result = train(config, load_data(config, hf_dir), run)
     tokens = sum(r["tokens"] for r in result.log)
     return {
         "tokens_per_s": result.tokens_per_s,

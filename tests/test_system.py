@@ -11,9 +11,9 @@ def test_gpu_profiles():
     a100 = Accelerator("cuda", "A100", 80.0, bf16=True)
     t4 = Accelerator("cuda", "T4", 16.0, bf16=False)
     one = hardware_profile([a100], cpu_bf16=False, mps=False, bnb=True)
-    assert (one.device, one.dtype, one.training_pipeline, one.qlora_possible) == ("cuda", "bfloat16", "full", True)
+    assert (one.device, one.dtype, one.training_launcher, one.qlora_possible) == ("cuda", "bfloat16", "single", True)
     two = hardware_profile([t4, t4], cpu_bf16=False, mps=False, bnb=False)
-    assert (two.dtype, two.training_pipeline, two.qlora_possible) == ("float16", "accelerated", False)
+    assert (two.dtype, two.training_launcher, two.qlora_possible) == ("float16", "accelerated", False)
     rocm = hardware_profile([Accelerator("rocm", "MI300", 192.0, True)], cpu_bf16=False, mps=False, bnb=True)
     assert rocm.qlora_possible is False
 

@@ -1,4 +1,4 @@
-"""What this machine is, and the hardware profile finch picks for it (device, dtype, training pipeline)."""
+"""What this machine is, and the hardware profile finch picks for it (device, dtype, training launcher)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class Accelerator:
 class HardwareProfile:
     device: str  # cuda | mps | cpu
     dtype: str  # bfloat16 | float16 | float32
-    training_pipeline: str  # full | accelerated
+    training_launcher: str  # single | accelerated
     qlora_possible: bool
     reasons: list[str] = field(default_factory=list)
 
@@ -99,18 +99,18 @@ def hardware_profile(accelerators: list[Accelerator], cpu_bf16: bool, mps: bool,
         return HardwareProfile(
             device="cuda",
             dtype="bfloat16" if bf16 else "float16",
-            training_pipeline="accelerated" if len(cuda) > 1 else "full",
+            training_launcher="accelerated" if len(cuda) > 1 else "single",
             qlora_possible=qlora,
             reasons=reasons,
         )
     if mps:
-        return HardwareProfile("mps", "float16", "full", False, ["Apple GPU (MPS)", "QLoRA needs CUDA"])
+        return HardwareProfile("mps", "float16", "single", False, ["Apple GPU (MPS)", "QLoRA needs CUDA"])
     reasons = ["no GPU: training runs on the CPU", "QLoRA needs CUDA (bitsandbytes 4-bit kernels)"]
     if cpu_bf16:
         reasons.insert(1, "CPU has native bf16 (AVX-512 BF16 / AMX): bf16 matmul is several times fp32")
     else:
         reasons.insert(1, "CPU lacks native bf16: fp32 is faster than emulated bf16")
-    return HardwareProfile("cpu", "bfloat16" if cpu_bf16 else "float32", "full", False, reasons)
+    return HardwareProfile("cpu", "bfloat16" if cpu_bf16 else "float32", "single", False, reasons)
 
 
 def system_info(disk_path: Path | None = None) -> SystemInfo:

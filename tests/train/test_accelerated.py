@@ -1,4 +1,4 @@
-"""--pipeline accelerated: 2 gloo processes make the same loss curve as 1 process with the same effective batch."""
+"""--launcher accelerated: 2 gloo processes make the same loss curve as 1 process with the same effective batch."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def test_two_processes_match_one_process(tmp_path, tiny_llama_dir):
         return start_run(config, tmp_path / "models", tmp_path / "runs", str(tiny_llama_dir))
 
     one = run("one", grad_accum=2)  # 2 micro-batches per step in one process...
-    two = run("two", pipeline="accelerated", processes=2, grad_accum=1)  # ...or one in each of 2 processes
+    two = run("two", launcher="accelerated", processes=2, grad_accum=1)  # ...or one in each of 2 processes
     assert [r["step"] for r in two.log] == [1, 2, 3, 4]
     for a, b in zip(one.log, two.log, strict=True):
         assert a["tokens"] == b["tokens"]

@@ -19,13 +19,26 @@ def test_qlora_on_a_machine_without_cuda_is_one_line(finch_home, tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA, so QLoRA is allowed")
     assert_one_line_error(
-        run_finch("train", "--data", str(tmp_path), "--method", "qlora"), 2, "--method qlora", "needs a CUDA GPU"
+        run_finch("train", "--data", str(tmp_path), "--method", "qlora"), 2, "--method: qlora", "needs a CUDA GPU"
     )
 
 
-def test_a_training_pipeline_finch_does_not_have_is_refused_naming_those_it_has(finch_home, tmp_path):
-    result = run_finch("train", "--data", str(tmp_path), "--pipeline", "simple")
-    assert_one_line_error(result, 2, "pipeline", "'auto', 'full' or 'accelerated'")
+def test_a_training_launcher_finch_does_not_have_is_refused_naming_those_it_has(finch_home, tmp_path):
+    result = run_finch("train", "--data", str(tmp_path), "--launcher", "simple")
+    assert_one_line_error(result, 2, "--launcher", "'auto', 'single' or 'accelerated'")
+
+
+def test_the_old_pipeline_spelling_still_trains_with_one_warning_line(finch_home, tmp_path, tiny_gemma3_dir):
+    data = write_dataset(tmp_path / "data")
+    run_dir = tmp_path / "run"
+    flags = ["--model", str(tiny_gemma3_dir), "--pipeline", "full", "--max-steps", "1", "-o", str(run_dir)]
+    result = run_finch("train", "--data", str(data), *flags)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert warnings == [
+        "finch: warning: training's pipeline full is now launcher single; the old spelling goes in the next release"
+    ]
+    assert yaml.safe_load((run_dir / "run.yaml").read_text())["config"]["launcher"] == "single"
 
 
 def test_bad_row_is_one_line(finch_home, tmp_path, tiny_gemma3_dir):
@@ -52,3 +65,11 @@ def test_train_from_config_file_with_flags_winning(finch_home, tmp_path, tiny_ge
     assert (run_dir / "adapter_model.safetensors").is_file()
     # A finished run cannot be resumed; the error says so.
     assert_one_line_error(run_finch("train", "--resume", str(run_dir)), 2, "already finished")
+
+
+def test_a_bad_value_is_told_as_the_flag_or_the_config_key_that_set_it(finch_home, tmp_path):
+    missing = tmp_path / "missing"
+    assert_one_line_error(run_finch("train", "--data", str(missing)), 2, f"--data: {missing}: no such file")
+    config = tmp_path / "train.yaml"
+    config.write_text(yaml.safe_dump({"data": str(missing)}))
+    assert_one_line_error(run_finch("train", "--config", str(config)), 2, f"{config}: data: {missing}: no such file")

@@ -6,8 +6,20 @@ import pytest
 from transformers import AutoTokenizer
 
 from finch.errors import UsageError
-from finch.train.data import IGNORE, chat_renderer, read_rows, tokenize_conversation, tokenize_split
-from tests.train.datasets import write_jsonl
+from finch.train import TrainConfig
+from finch.train.data import (
+    IGNORE,
+    chat_renderer,
+    load_data,
+    load_phase_data,
+    read_rows,
+    read_train_data,
+    save_train_data,
+    tokenize_conversation,
+    tokenize_split,
+)
+from tests.train.datasets import chat_rows, write_dataset, write_jsonl
+from tests.train.test_phased import write_phased_dataset
 
 CONVERSATION = [
     {"role": "system", "content": "Answer in one sentence."},
@@ -100,3 +112,32 @@ def test_template_errors_name_the_row(tmp_path, tiny_gemma3_dir):
     path = write_jsonl(tmp_path / "train.jsonl", [bad])
     with pytest.raises(UsageError, match="row 1: chat template: Conversation roles must alternate"):
         tokenize_split(tokenizer, chat_renderer(tokenizer, "gemma3_text"), read_rows(path), 64, "train.jsonl")
+
+
+def test_tokenized_data_reads_back_exactly(tmp_path, tiny_gemma3_dir):
+    # what the processes of a multi-process run read instead of tokenizing the data again
+    config = TrainConfig(data=write_dataset(tmp_path / "data"), max_seq_len=48)
+    data = load_data(config, tiny_gemma3_dir)
+    assert data.train.skipped_too_long and data.test  # the counts and warnings travel too
+    save_train_data(data, tmp_path / "tokenized.safetensors")
+    assert read_train_data(tmp_path / "tokenized.safetensors") == data
+
+
+def test_phases_split_the_rows_once_and_share_the_test_split(tmp_path, tiny_gemma3_dir):
+    folder = write_phased_dataset(tmp_path / "data")
+    replay = folder / "replay.jsonl"
+    config = TrainConfig(data=folder, phased=True, max_seq_len=128, replay=replay, replay_ratio=0.5)
+    phases = load_phase_data(config, tiny_gemma3_dir)
+    assert list(phases) == ["knowledge", "skills"]
+    assert len(phases["knowledge"].train.samples) == 12
+    assert len(phases["skills"].train.samples) == 9 + round(0.5 * 9)  # the replay rows join the skills phase only
+    assert phases["knowledge"].test is phases["skills"].test and len(phases["knowledge"].test.samples) == 7
+    assert phases["knowledge"].extra_files == () and phases["skills"].extra_files == (replay,)
+
+
+def test_a_replay_buffer_alone_makes_a_skills_phase(tmp_path, tiny_gemma3_dir):
+    folder = write_dataset(tmp_path / "data", n_train=12)  # knowledge rows only
+    replay = write_jsonl(tmp_path / "replay.jsonl", chat_rows(8, seed=2))
+    config = TrainConfig(data=folder, phased=True, max_seq_len=128, replay=replay, replay_ratio=0.5)
+    phases = load_phase_data(config, tiny_gemma3_dir)
+    assert {name: len(d.train.samples) for name, d in phases.items()} == {"knowledge": 12, "skills": 6}

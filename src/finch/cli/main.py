@@ -20,7 +20,7 @@ from finch.cli.taxonomy import taxonomy_app
 from finch.cli.train import train
 from finch.cli.ui import stage_progress
 from finch.cli.workspace import config_app, init
-from finch.errors import FinchError
+from finch.errors import FinchError, RenamedSetting
 from finch.progress import show_stages_with
 
 app = typer.Typer(
@@ -56,6 +56,15 @@ def main(argv: list[str] | None = None) -> None:
     # PEFT calls a transformers method deprecated in v5; the warning is about library internals, not the user's run.
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     show_stages_with(stage_progress)
+    show_plain_warning = warnings.showwarning
+
+    def show_warning(message, category, *args, **kwargs):
+        if issubclass(category, RenamedSetting):
+            print(f"finch: warning: {message}", file=sys.stderr)
+        else:
+            show_plain_warning(message, category, *args, **kwargs)
+
+    warnings.showwarning = show_warning
     try:
         app(args=argv, prog_name="finch")
     except FinchError as e:

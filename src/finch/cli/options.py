@@ -98,9 +98,16 @@ def with_config_options(
     return command
 
 
-def as_flags(error: SettingError, set_on_command_line: set[str], spelled: dict[str, str] | None = None) -> UsageError:
+def as_flags(
+    error: SettingError,
+    set_on_command_line: set[str],
+    spelled: dict[str, str] | None = None,
+    config_file: Path | None = None,
+) -> UsageError:
     """A config error about a key the command line set (or that nothing set and is required), told as that flag
-    (`spelled`: flags named otherwise)."""
+    (`spelled`: flags named otherwise); about a key of the --config file, told as that file's key."""
     if error.key in set_on_command_line or error.problem.startswith("Field required"):
         return UsageError(f"{(spelled or {}).get(error.key, flag(error.key))}: {error.problem}")
+    if config_file is not None:
+        return UsageError(f"{config_file}: {error.key}: {error.problem}")
     return error

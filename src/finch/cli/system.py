@@ -42,7 +42,7 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> N
     rows += [
         ("Profile: device", p.device),
         ("Profile: dtype", p.dtype),
-        ("Profile: training", p.training_pipeline),
+        ("Profile: training launcher", p.training_launcher),
         ("Profile: QLoRA", "possible" if p.qlora_possible else "not possible"),
         ("Profile: why", "; ".join(p.reasons)),
     ]

@@ -48,6 +48,8 @@ def train(
             on_message=lambda message: err.print(message, markup=False),
             on_start=on_start,
         )
+    except SettingError as e:
+        raise as_flags(e, set(overrides), config_file=config_file) from None
     finally:
         progress.stop()
     eval_text = f", eval loss {result.eval_loss:.4f}" if result.eval_loss is not None else ""
@@ -59,4 +61,6 @@ def train(
     )
 
 
-with_config_options(train, TrainConfig, {"model": ["-m"], "processes": ["--gpus"], "output": ["-o"]})
+# --pipeline: the launcher's old name, accepted with a warning for one release
+FLAG_ALIASES = {"model": ["-m"], "processes": ["--gpus"], "output": ["-o"], "launcher": ["--pipeline"]}
+with_config_options(train, TrainConfig, FLAG_ALIASES)

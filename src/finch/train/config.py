@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from finch.errors import RenamedSetting
 from finch.stage_config import load_stage_config
 
 
@@ -22,8 +24,10 @@ class TrainConfig(BaseModel):
         description="lora; qlora (4-bit NF4 base, CUDA only); full (every weight); dpo on {prompt, chosen, "
         "rejected} rows (needs trl).",
     )
-    pipeline: Literal["auto", "full", "accelerated"] = Field(
-        "auto", description="auto or full: the single-device loop; accelerated: data-parallel processes."
+    launcher: Literal["auto", "single", "accelerated"] = Field(
+        "auto",
+        description="single: one process on one device; accelerated: data-parallel processes; auto: accelerated "
+        "over every GPU of a machine with several (lora or full, not phased), else single.",
     )
     max_steps: int | None = Field(None, ge=1, description="Optimiser steps; wins over epochs.")
     # new facts need repeating: on the built-in student, 10 epochs recalled the facts of 11 of 12 trained seed
@@ -63,7 +67,7 @@ class TrainConfig(BaseModel):
         "auto", description="Weights' dtype; auto: what this machine computes fastest (finch system info)."
     )
     processes: int = Field(
-        2, ge=1, description="pipeline accelerated: data-parallel processes (one per GPU; on CPU, gloo)."
+        2, ge=1, description="launcher accelerated: data-parallel processes (one per GPU; on CPU, gloo)."
     )
     phased: bool = Field(
         False, description="LAB: knowledge rows first, then skills rows plus replay; the best eval loss wins."
@@ -80,8 +84,8 @@ class TrainConfig(BaseModel):
     @field_validator("processes")
     @classmethod
     def _processes_need_accelerated(cls, processes: int, info: ValidationInfo) -> int:
-        if processes != 2 and info.data.get("pipeline") != "accelerated":
-            raise ValueError("only pipeline accelerated starts several processes: set it too")
+        if processes != 2 and info.data.get("launcher") != "accelerated":
+            raise ValueError("only launcher accelerated starts several processes: set it too")
         return processes
 
     @field_validator("early_stopping_patience")
@@ -91,10 +95,28 @@ class TrainConfig(BaseModel):
             raise ValueError("counts evals, and there is only one without eval_every: set it too")
         return patience
 
+    @model_validator(mode="before")
+    @classmethod
+    def _old_spelling(cls, values: object) -> object:
+        """Training's `pipeline` (auto, full, accelerated) is `launcher` now, and its `full` is `single`: the
+        word pipeline means SDG's simple/full pipelines. Run folders and configs written before keep working."""
+        if not isinstance(values, dict) or ("pipeline" not in values and values.get("launcher") != "full"):
+            return values
+        values = dict(values)
+        launcher = values.pop("pipeline", None) or values.get("launcher")
+        values["launcher"] = "single" if launcher == "full" else launcher
+        warnings.warn(
+            f"training's pipeline {launcher} is now launcher {values['launcher']}; the old spelling goes in the next "
+            "release",
+            RenamedSetting,
+            stacklevel=2,
+        )
+        return values
+
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        if self.pipeline == "accelerated" and (self.phased or self.method in ("dpo", "qlora")):
-            raise ValueError("pipeline 'accelerated' trains lora or full runs without --phased; use pipeline full")
+        if self.launcher == "accelerated" and (self.phased or self.method in ("dpo", "qlora")):
+            raise ValueError("launcher 'accelerated' trains lora or full runs without --phased; use launcher single")
         if self.method == "dpo" and (self.phased or self.replay is not None):
             raise ValueError("--phased and --replay train on chat rows; DPO reads preference pairs, so drop them")
         return self
@@ -125,3 +147,6 @@ def lora_config(config: TrainConfig):
 def load_train_config(config_file: Path | None, overrides: dict) -> TrainConfig:
     """train.yaml (if given) with the flags that were set on top; unset flags (None) leave the file's value."""
     return load_stage_config(TrainConfig, config_file, overrides, "train")
+
+
+TRAIN_SETTINGS = "train settings"  # where a SettingError about a value of a TrainConfig says it is

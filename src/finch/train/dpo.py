@@ -15,6 +15,7 @@ from pathlib import Path
 
 from finch.errors import FinchError, UsageError
 from finch.train.config import TrainConfig, lora_config
+from finch.train.context import RunContext
 from finch.train.data import ROLES, chat_renderer, data_files, file_hash
 from finch.train.loop import TrainResult, peak_rss_gb
 from finch.train.run_dir import RunFiles, plot_loss, write_run_yaml
@@ -221,10 +222,7 @@ def load_policy(hf_dir: Path, dtype: str):
 
 def train_dpo(
     config: TrainConfig,
-    hf_dir: Path,
-    base_model: str,
-    run_dir: Path,
-    resume: bool = False,
+    run: RunContext,
     on_step: Callable[[dict], None] | None = None,
     on_message: Callable[[str], None] = lambda message: None,
 ) -> TrainResult:
@@ -237,19 +235,16 @@ def train_dpo(
         raise FinchError("--method dpo needs TRL: pip install 'finch[bench]' (or pip install trl).") from None
     from datasets import Dataset
 
-    from finch.system import system_info
-
+    run_dir = run.run_dir
     check_dpo_settings(config)
     assert config.data is not None
     train_file, test_file = data_files(config.data)
     train_rows = read_preferences(train_file)
     test_rows = read_preferences(test_file) if test_file else None
-    profile = system_info().profile
-    dtype = profile.dtype if config.dtype == "auto" else config.dtype
-    checkpoint = latest_trl_checkpoint(run_dir) if resume else None
-    if resume and checkpoint is None:
+    checkpoint = latest_trl_checkpoint(run_dir) if run.resume else None
+    if run.resume and checkpoint is None:
         raise UsageError(f"--resume {run_dir}: no checkpoint there yet; start the run again without --resume.")
-    model, tokenizer = load_policy(hf_dir, dtype)
+    model, tokenizer = load_policy(run.hf_dir, run.dtype)
     files = RunFiles(run_dir)
     if checkpoint is None:
         files.start_log()
@@ -259,20 +254,17 @@ def train_dpo(
         files.truncate_log(int(checkpoint.name.rsplit("-", 1)[-1]))  # steps after it run again
         on_message(f"resuming {run_dir} from {checkpoint.name}")
     lineage = {
-        "base_model": base_model,
-        "base_model_path": str(hf_dir),
+        **run.lineage(),
         "data_hash": file_hash(train_file, test_file),
         "train_samples": len(train_rows),
         "test_samples": len(test_rows) if test_rows else 0,
-        "dtype": dtype,
-        "device": profile.device,
     }
     write_run_yaml(files, config, lineage, status="running")
     evaluating = bool(test_rows and config.eval_every)
     follower = RunFollower(config, files, files.read_log(), evaluating, bool(test_rows), on_step, on_message)
     trainer = trl.DPOTrainer(
         model=model,
-        args=dpo_args(config, run_dir, dtype, profile.device, evaluating),
+        args=dpo_args(config, run_dir, run.dtype, run.device, evaluating),
         train_dataset=Dataset.from_list(train_rows),
         eval_dataset=Dataset.from_list(test_rows) if test_rows else None,
         processing_class=tokenizer,

@@ -15,22 +15,16 @@ from pathlib import Path
 
 import torch
 
-from finch.errors import UsageError
+from finch.errors import SettingError, UsageError
 from finch.inference.base import PromptFormat
 from finch.train.bf16_embedding import keep_embedding_in_bf16
 from finch.train.checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
-from finch.train.config import TrainConfig, lora_config
+from finch.train.config import TRAIN_SETTINGS, TrainConfig, lora_config
+from finch.train.context import RunContext
 from finch.train.data import (
     Sample,
-    Split,
-    chat_renderer,
-    data_files,
+    TrainData,
     file_hash,
-    read_rows,
-    read_rows_with_kind,
-    replay_rows,
-    row_phase,
-    tokenize_split,
 )
 from finch.train.lora_linear import use_fused_lora
 from finch.train.loss import chunked_loss_sum
@@ -201,7 +195,7 @@ def load_model(hf_dir: Path, config: TrainConfig, dtype: str, device: str, init_
         try:
             model = get_peft_model(model, lora_config(config))
         except ValueError as e:
-            raise UsageError(f"--lora-targets {config.lora_targets}: {e}") from None
+            raise SettingError(TRAIN_SETTINGS, "lora_targets", f"{config.lora_targets}: {e}") from None
     if device == "cpu":
         use_fused_lora(model)
     return model
@@ -234,46 +228,6 @@ def make_optimizer(config: TrainConfig, params):
 
 
 @dataclass
-class TrainData:
-    render: PromptFormat
-    pad_id: int
-    train: Split
-    test: Split | None
-    train_file: Path
-    test_file: Path | None
-    extra_files: tuple[Path, ...] = ()  # other inputs the data depends on (a replay buffer), for the data hash
-
-
-def load_data(config: TrainConfig, hf_dir: Path, phase: str | None = None) -> TrainData:
-    """Rows rendered with the model's chat template, labels only on assistant turns, too-long samples skipped.
-
-    `phase` keeps the training rows of one phase of phased training (knowledge, or skills: every other kind);
-    the replay buffer, if any, is mixed into the skills phase (or into all the data when not phased).
-    The test split stays whole, so eval losses of both phases compare."""
-    from transformers import AutoConfig, AutoTokenizer
-
-    assert config.data is not None
-    tokenizer = AutoTokenizer.from_pretrained(hf_dir)
-    render = chat_renderer(tokenizer, AutoConfig.from_pretrained(hf_dir).model_type)
-    train_file, test_file = data_files(config.data)
-    rows = [messages for messages, kind in read_rows_with_kind(train_file) if phase in (None, row_phase(kind))]
-    name = f"{train_file} ({phase} rows)" if phase else str(train_file)
-    extra_files: tuple[Path, ...] = ()
-    if config.replay is not None and phase != "knowledge":
-        rows += replay_rows(config.replay, round(config.replay_ratio * len(rows)), config.seed)
-        extra_files = (config.replay,)
-    if not rows:
-        raise UsageError(f"--data {config.data}: no {phase} rows to train on (metadata.kind).")
-    train_split = tokenize_split(tokenizer, render, rows, config.max_seq_len, name)
-    test_split = None
-    if test_file is not None:
-        test_split = tokenize_split(tokenizer, render, read_rows(test_file), config.max_seq_len, str(test_file))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    # the samples are token ids now: the tokenizer (a 262k-token vocabulary's tables, ~0.3 GB) is not kept
-    return TrainData(render, pad_id, train_split, test_split, train_file, test_file, extra_files)
-
-
-@dataclass
 class Recipe:
     """A run set up once (device, dtype, model, optimiser, data as forward passes, the step count), then read by the
     step, the evals, the checkpoints and the outputs."""
@@ -300,23 +254,15 @@ class Recipe:
 def setup(
     config: TrainConfig,
     data: TrainData,
-    hf_dir: Path,
-    base_model: str,
-    run_dir: Path,
+    run: RunContext,
     init_adapter: Path | None,
     group: ProcessGroup,
     on_message: Callable[[str], None],
 ) -> Recipe:
-    from finch.system import system_info
-
-    profile = system_info().profile
-    dtype = profile.dtype if config.dtype == "auto" else config.dtype
-    if config.method == "full" and config.dtype == "auto":
-        dtype = "float32"  # AdamW steps on bf16 weights round away; full fine-tuning keeps fp32 weights
-    device = profile.device
+    device = run.device
     torch.manual_seed(config.seed)
     if group.main:
-        save_tokenizer(hf_dir, data.render, run_dir)
+        save_tokenizer(run.hf_dir, data.render, run.run_dir)
     release_freed_memory()  # the tokenizers' tables are gone: their pages should not count in the run's peak
     for warning in data.train.warnings + (data.test.warnings if data.test else []):
         on_message(f"warning: {warning}")
@@ -327,17 +273,14 @@ def setup(
     micro_per_step = config.grad_accum * group.world  # every process reads them all and trains on its share
     total_steps = config.max_steps or max(1, math.ceil(config.epochs * per_epoch / micro_per_step))
     lineage = {
-        "base_model": base_model,
-        "base_model_path": str(hf_dir),
+        **run.lineage(),
         "data_hash": file_hash(data.train_file, data.test_file, *data.extra_files),
         "train_samples": len(data.train.samples),
         "test_samples": len(data.test.samples) if data.test else 0,
         "skipped_too_long": data.train.skipped_too_long,
-        "dtype": dtype,
-        "device": device,
         "total_steps": total_steps,
     }
-    model = load_model(hf_dir, config, dtype, device, init_adapter)
+    model = load_model(run.hf_dir, config, run.dtype, device, init_adapter)
     if device == "cpu" and keep_embedding_in_bf16(model):
         lineage["embedding_dtype"] = "bfloat16"
         release_freed_memory()
@@ -348,10 +291,10 @@ def setup(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(warmup, total_steps))
     return Recipe(
         config=config,
-        run_dir=run_dir,
+        run_dir=run.run_dir,
         group=group,
         device=device,
-        files=RunFiles(run_dir),
+        files=RunFiles(run.run_dir),
         lineage=lineage,
         model=model,
         trainable=trainable,
@@ -458,19 +401,16 @@ def finish(recipe: Recipe, state: TrainerState, log: list[dict], last_eval: floa
 def train(
     config: TrainConfig,
     data: TrainData,
-    hf_dir: Path,
-    base_model: str,
-    run_dir: Path,
-    resume: bool = False,
+    run: RunContext,
     on_step: Callable[[dict], None] | None = None,
     on_message: Callable[[str], None] = lambda message: None,
     init_adapter: Path | None = None,
     group: ProcessGroup = SINGLE,
 ) -> TrainResult:
-    """Train LoRA adapters (or every weight) on `hf_dir` and write the run directory; `resume` continues from its
-    last checkpoint. Every eval that beats the best so far saves the adapter to run_dir / "best"."""
-    recipe = setup(config, data, hf_dir, base_model, run_dir, init_adapter, group, on_message)
-    state = start_or_resume(recipe, resume, on_message)
+    """Train LoRA adapters (or every weight) on the run's base model and write its run directory; a resumed run
+    continues from its last checkpoint. Every eval that beats the best so far saves the adapter to run_dir / "best"."""
+    recipe = setup(config, data, run, init_adapter, group, on_message)
+    state = start_or_resume(recipe, run.resume, on_message)
     parts = causal_lm_parts(recipe.model)
     stream = group_stream(recipe.samples, config, state)
     log = recipe.files.read_log()
@@ -504,7 +444,7 @@ def train(
             if on_step:
                 on_step({**record, "total_steps": recipe.total_steps})
         if config.save_every and state.step % config.save_every == 0 and state.step < recipe.total_steps and group.main:
-            save_checkpoint(run_dir, state, recipe.trainable, recipe.optimizer, recipe.scheduler)
+            save_checkpoint(run.run_dir, state, recipe.trainable, recipe.optimizer, recipe.scheduler)
         patience = config.early_stopping_patience
         if patience and state.evals_without_improvement >= patience:
             on_message(f"early stop at step {state.step}: eval loss did not improve in {patience} evals")

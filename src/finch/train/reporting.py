@@ -9,7 +9,8 @@ import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
-from finch.errors import UsageError
+from finch.errors import SettingError, UsageError
+from finch.train.config import TRAIN_SETTINGS
 
 PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
 METRICS = ("loss", "eval_loss", "lr", "grad_norm", "tokens_per_s", "peak_rss_gb")
@@ -18,7 +19,9 @@ METRICS = ("loss", "eval_loss", "lr", "grad_norm", "tokens_per_s", "peak_rss_gb"
 def check_installed(trackers: list[str]) -> None:
     for tracker in trackers:
         if tracker not in PACKAGES:
-            raise UsageError(f"--report-to {tracker}: not a tracker finch knows; use {', '.join(PACKAGES)}.")
+            raise SettingError(
+                TRAIN_SETTINGS, "report_to", f"{tracker}: not a tracker finch knows; use {', '.join(PACKAGES)}."
+            )
         if importlib.util.find_spec(PACKAGES[tracker]) is None:
             raise UsageError(
                 f"--report-to {tracker}: the {PACKAGES[tracker]} package is not installed; "

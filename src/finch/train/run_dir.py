@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import yaml
@@ -39,12 +40,17 @@ class RunFiles:
 
     def truncate_log(self, step: int) -> None:
         """Drop records after the checkpoint being resumed from; those steps run again."""
-        kept = [r for r in self.read_log() if r["step"] <= step]
-        atomic_write_text(self.log, "".join(json.dumps(r) + "\n" for r in kept))
+        self.write_log([r for r in self.read_log() if r["step"] <= step])
+
+    def write_log(self, records: list[dict]) -> None:
+        atomic_write_text(self.log, "".join(json.dumps(r) + "\n" for r in records))
 
     def append_log(self, record: dict) -> None:
+        """One record, on disk when this returns (a step's record outlives a crash or a power cut)."""
         with open(self.log, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def write_run_yaml(files: RunFiles, config: TrainConfig, lineage: dict, status: str, result: dict | None = None):

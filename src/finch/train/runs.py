@@ -6,13 +6,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from finch.errors import UsageError
+from finch.errors import SettingError, UsageError
 from finch.models.info import count_parameters
-from finch.train.config import TrainConfig, default_lr
-from finch.train.data import data_files
+from finch.train.config import TRAIN_SETTINGS, TrainConfig, default_lr
+from finch.train.context import RunContext, concrete_launcher, training_device_and_dtype
+from finch.train.data import TrainData, data_files, load_data, load_phase_data
 from finch.train.distributed import launch
 from finch.train.dpo import check_dpo_settings, read_preferences, train_dpo
-from finch.train.loop import TrainResult, load_data, train
+from finch.train.loop import TrainResult, train
 from finch.train.phased import finished_result, train_phased
 from finch.train.reporting import check_installed, open_trackers
 from finch.train.run_dir import RunFiles, resolved_config
@@ -36,17 +37,14 @@ def find_run(resume: str, runs_dir: Path) -> Path:
     return path
 
 
-def check_method_fits_device(config: TrainConfig) -> None:
+def check_method_fits_device(config: TrainConfig, device: str) -> None:
     """QLoRA's 4-bit base is bitsandbytes NF4, which trains on CUDA only: say so before anything is prepared."""
-    if config.method != "qlora":
-        return
-    from finch.system import system_info
-
-    device = system_info().profile.device
-    if device != "cuda":
-        raise UsageError(
-            f"--method qlora: bitsandbytes NF4 needs a CUDA GPU and this machine trains on {device}; "
-            "use --method lora (same adapter, unquantised base)."
+    if config.method == "qlora" and device != "cuda":
+        raise SettingError(
+            TRAIN_SETTINGS,
+            "method",
+            f"qlora: bitsandbytes NF4 needs a CUDA GPU and this machine trains on {device}; "
+            "use lora (same adapter, unquantised base).",
         )
 
 
@@ -69,26 +67,26 @@ def start_run(
         saved = RunFiles(run_dir).read_run_yaml()
         if saved.get("status") == "finished":
             raise UsageError(f"--resume {resume}: that run already finished ({run_dir}).")
-    check_method_fits_device(config)
+    config = concrete_launcher(config)
+    device, dtype = training_device_and_dtype(config)
+    check_method_fits_device(config, device)
     check_installed(config.report_to)
     if config.data is None:
-        raise UsageError("--data is required: a dataset directory (train.jsonl, test.jsonl) or a JSONL file.")
+        raise SettingError(
+            TRAIN_SETTINGS, "data", "Field required: a dataset directory (train.jsonl, test.jsonl) or a JSONL file."
+        )
     data_files(config.data)  # bad paths fail now, not after the model is prepared
     resolved = resolve_model(config.model or default_model, models_dir)
     if resolved.kind == "adapter":
-        raise UsageError(f"--model {config.model}: is a trained adapter; training on top of one is not supported yet.")
+        raise SettingError(
+            TRAIN_SETTINGS,
+            "model",
+            f"{config.model} is a trained adapter; training on top of one is not supported yet.",
+        )
     hf_dir = prepare_model(resolved)
     if config.lr is None:
         config = config.model_copy(update={"lr": default_lr(count_parameters(hf_dir)[0], config.method)})
-    if config.method == "dpo":
-        check_dpo_settings(config)
-        train_file, test_file = data_files(config.data)
-        for path in (train_file, test_file):
-            if path is not None:
-                read_preferences(path)  # bad rows fail before a run directory exists
-        data = None
-    else:
-        data = load_data(config, hf_dir)  # bad rows fail before a run directory exists
+    data = read_data(config, hf_dir)  # tokenized once, here: bad rows fail before a run directory exists
     config = config.model_copy(
         update={
             "model": config.model or default_model,
@@ -100,7 +98,9 @@ def start_run(
         run_dir = config.output or runs_dir / f"{resolved.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir = run_dir.resolve()
         if (run_dir / "run.yaml").exists():
-            raise UsageError(f"--output {run_dir}: already holds a run; pick another folder or --resume it.")
+            raise SettingError(
+                TRAIN_SETTINGS, "output", f"{run_dir} already holds a run; pick another folder or resume it."
+            )
         run_dir.mkdir(parents=True, exist_ok=True)
         config = config.model_copy(update={"output": run_dir})
     on_start(config, run_dir)
@@ -111,18 +111,43 @@ def start_run(
         if on_step:
             on_step(record)
 
-    base = base_reference(resolved, hf_dir)
+    run = RunContext(hf_dir, base_reference(resolved, hf_dir), run_dir, bool(resume), device, dtype)
     try:
-        if config.method == "dpo":
-            return train_dpo(config, hf_dir, base, run_dir, bool(resume), step, on_message)
-        if config.pipeline == "accelerated":
-            launch(config, hf_dir, base, run_dir, bool(resume), on_message)
-            result = finished_result(run_dir)
-            for record in result.log:  # the workers write the log; trackers and progress see it at the end
-                step({**record, "total_steps": result.steps})
-            return result
-        if config.phased:
-            return train_phased(config, hf_dir, base, run_dir, bool(resume), step, on_message)
-        return train(config, data, hf_dir, base, run_dir, resume=bool(resume), on_step=step, on_message=on_message)
+        return launch_run(config, data, run, step, on_message)
     finally:
         close_trackers()
+
+
+def read_data(config: TrainConfig, hf_dir: Path) -> TrainData | dict[str, TrainData] | None:
+    """What the run trains on: the tokenized data, or each phase's; a DPO run's preference rows are checked here and
+    read by TRL."""
+    assert config.data is not None
+    if config.method == "dpo":
+        check_dpo_settings(config)
+        for path in data_files(config.data):
+            if path is not None:
+                read_preferences(path)
+        return None
+    return load_phase_data(config, hf_dir) if config.phased else load_data(config, hf_dir)
+
+
+def launch_run(
+    config: TrainConfig,
+    data: TrainData | dict[str, TrainData] | None,
+    run: RunContext,
+    on_step: Callable[[dict], None],
+    on_message: Callable[[str], None],
+) -> TrainResult:
+    """The run, by the trainer its config names: DPO, phased, N processes, or the loop in this one."""
+    if config.method == "dpo":
+        return train_dpo(config, run, on_step, on_message)
+    if isinstance(data, dict):
+        return train_phased(config, data, run, on_step, on_message)
+    assert data is not None
+    if config.launcher == "accelerated":
+        launch(config, data, run, on_message)
+        result = finished_result(run.run_dir)
+        for record in result.log:  # the workers write the log; trackers and progress see it at the end
+            on_step({**record, "total_steps": result.steps})
+        return result
+    return train(config, data, run, on_step, on_message)
