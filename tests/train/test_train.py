@@ -93,10 +93,11 @@ def test_run_directory_is_a_model_reference_that_learned_the_answers(trained, ti
 def test_qlora_without_cuda_and_bad_references_are_clear(tmp_path, tiny_gemma3_dir):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA, so QLoRA is allowed")
-    with pytest.raises(UsageError, match="--method qlora: bitsandbytes NF4 needs a CUDA GPU"):
+    # the library names the setting; the CLI tells it as the flag (tests/train/test_cli_train.py)
+    with pytest.raises(UsageError, match="method: qlora: bitsandbytes NF4 needs a CUDA GPU"):
         run(tmp_path / "qlora", tiny_gemma3_dir, method="qlora", max_steps=1)
     assert not (tmp_path / "qlora" / "run").exists()  # refused before a run directory was made
-    with pytest.raises(UsageError, match="--output .* already holds a run"):
+    with pytest.raises(UsageError, match="output: .* already holds a run"):
         run(tmp_path, tiny_gemma3_dir, max_steps=1, save_every=0)
         run(tmp_path, tiny_gemma3_dir, max_steps=1, save_every=0)
 
