@@ -181,6 +181,8 @@ def test_full_fine_tuning_saves_a_model_that_is_a_model_reference(tmp_path, tiny
     base = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
     moved = {name: float((p - base.state_dict()[name]).abs().max()) for name, p in tuned.state_dict().items()}
     assert all(change > 0 for name, change in moved.items() if "norm" not in name), moved  # every weight trained
-    # The checkpoint for --resume holds every weight, not an adapter.
+    # The checkpoint holds every weight, not an adapter, and is a model directory itself.
     [checkpoint] = list((result.run_dir / "checkpoints").glob("step-*"))
-    assert len(load_file(checkpoint / "trainable.safetensors")) == len(list(tuned.parameters()))
+    assert resolve_model(str(checkpoint), tmp_path / "models").kind == "hf"
+    saved = load_file(checkpoint / "model.safetensors")
+    assert set(saved) == set(dict(tuned.named_parameters())) and (checkpoint / "tokenizer.json").is_file()

@@ -53,12 +53,15 @@ def hub_cache_dir(repo_id: str, models_dir: Path) -> Path:
 
 
 def _adapter_base(run_dir: Path) -> str:
-    run_yaml = run_dir / "run.yaml"
-    if run_yaml.is_file():
-        data = yaml.safe_load(run_yaml.read_text(encoding="utf-8")) or {}
-        base = data.get("base_model") if isinstance(data, dict) else None
-        if base:
-            return str(base)
+    """The base an adapter trained on: its run's run.yaml says (beside it, or above a checkpoint or the best
+    adapter: RUN/checkpoints/step-N, RUN/best), else the adapter's own config."""
+    for folder in (run_dir, run_dir.parent, run_dir.parent.parent):
+        run_yaml = folder / "run.yaml"
+        if run_yaml.is_file():
+            data = yaml.safe_load(run_yaml.read_text(encoding="utf-8")) or {}
+            base = data.get("base_model") if isinstance(data, dict) else None
+            if base:
+                return str(base)
     config = json.loads((run_dir / "adapter_config.json").read_text(encoding="utf-8"))
     base = config.get("base_model_name_or_path")
     if not base:

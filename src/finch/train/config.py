@@ -53,6 +53,13 @@ class TrainConfig(BaseModel):
     max_grad_norm: float = Field(1.0, gt=0, description="Gradients are clipped to this norm.")
     eval_every: int = Field(0, ge=0, description="Eval loss on test.jsonl every N steps; 0: at the end only.")
     save_every: int = Field(50, ge=0, description="Checkpoint every N steps, for --resume; 0: none.")
+    checkpoint_steps: list[int] = Field(
+        default_factory=list,
+        description="Also checkpoint, and eval, at these steps (comma-separated), the last one included.",
+    )
+    keep_checkpoints: int | Literal["all"] = Field(
+        2, description="Checkpoints kept, the newest (each is a model: RUN/checkpoints/step-N); all: every one."
+    )
     early_stopping_patience: int = Field(
         0, ge=0, description="Stop after this many evals without a better eval loss (needs eval_every); 0: never."
     )
@@ -87,6 +94,13 @@ class TrainConfig(BaseModel):
         if processes != 2 and info.data.get("launcher") != "accelerated":
             raise ValueError("only launcher accelerated starts several processes: set it too")
         return processes
+
+    @field_validator("keep_checkpoints")
+    @classmethod
+    def _keep_at_least_one(cls, keep: int | str) -> int | str:
+        if keep != "all" and int(keep) < 1:
+            raise ValueError("keep at least 1 checkpoint (or all): --resume continues from the newest")
+        return keep
 
     @field_validator("early_stopping_patience")
     @classmethod

@@ -60,14 +60,14 @@ def read_preferences(path: Path) -> list[dict]:
 
 
 # finch's own loop has these; TRL's DPO loop does not, so a run that sets them is refused rather than run without them
-SFT_ONLY = ("loss_chunk_tokens", "forward_tokens")
+SFT_ONLY = ("loss_chunk_tokens", "forward_tokens", "checkpoint_steps")
 
 
 def check_dpo_settings(config: TrainConfig) -> None:
     """Every setting a DPO run is given either changes the run or is refused here, by its config key."""
     defaults = TrainConfig.model_fields
     for key in SFT_ONLY:
-        if getattr(config, key) != defaults[key].default:
+        if getattr(config, key) != defaults[key].get_default(call_default_factory=True):
             raise UsageError(f"{key}: a setting of finch's own SFT loop; DPO runs TRL's loop, which has none. Drop it.")
 
 
@@ -199,7 +199,7 @@ def dpo_args(config: TrainConfig, run_dir: Path, dtype: str, device: str, evalua
         eval_steps=config.eval_every or None,
         save_strategy="steps" if config.save_every else "no",
         save_steps=config.save_every or 500,
-        save_total_limit=1,  # --resume needs the last one only
+        save_total_limit=None if config.keep_checkpoints == "all" else config.keep_checkpoints,
         logging_steps=1,
         seed=config.seed,
         disable_tqdm=True,

@@ -88,6 +88,13 @@ def group_stream(samples: list[Sample], config: TrainConfig, state: TrainerState
         state.batch_in_epoch = 0
 
 
+def checkpoint_due(config: TrainConfig, step: int, total_steps: int) -> bool:
+    """Every save_every steps before the last (the run directory holds the last), and at each checkpoint_steps."""
+    return step in config.checkpoint_steps or bool(
+        config.save_every and step % config.save_every == 0 and step < total_steps
+    )
+
+
 def warmup_steps(config: TrainConfig, total_steps: int) -> int:
     """Whole warmup steps, rounded down: a 4-step run has none rather than a first step at a fraction of the lr."""
     return int(config.warmup_ratio * total_steps)
@@ -434,7 +441,7 @@ def train(
         }
         if recipe.device == "cuda":
             record["peak_gpu_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
-        due_eval = config.eval_every and state.step % config.eval_every == 0
+        due_eval = state.step in config.checkpoint_steps or (config.eval_every and state.step % config.eval_every == 0)
         if recipe.eval_passes and (due_eval or state.step == recipe.total_steps):
             last_eval = evaluate_and_keep_best(recipe, state)
             record["eval_loss"] = round(last_eval, 6)
@@ -443,8 +450,9 @@ def train(
             recipe.files.append_log(record)
             if on_step:
                 on_step({**record, "total_steps": recipe.total_steps})
-        if config.save_every and state.step % config.save_every == 0 and state.step < recipe.total_steps and group.main:
-            save_checkpoint(run.run_dir, state, recipe.trainable, recipe.optimizer, recipe.scheduler)
+        if group.main and checkpoint_due(config, state.step, recipe.total_steps):
+            keep = None if config.keep_checkpoints == "all" else config.keep_checkpoints
+            save_checkpoint(run.run_dir, state, recipe.model, recipe.optimizer, recipe.scheduler, keep)
         patience = config.early_stopping_patience
         if patience and state.evals_without_improvement >= patience:
             on_message(f"early stop at step {state.step}: eval loss did not improve in {patience} evals")
