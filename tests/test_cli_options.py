@@ -10,6 +10,8 @@ from finch.evaluate.config import EvalConfig
 from finch.export.config import ExportConfig
 from finch.sdg.config import GenerateConfig
 from finch.serve.config import ServeConfig
+from finch.study.hparams import HparamsConfig
+from finch.study.iterations import IterationsConfig
 from finch.train.config import TrainConfig
 from tests.conftest import assert_one_line_error, run_finch
 
@@ -20,6 +22,8 @@ STAGES = {
     ("evaluate",): (EvalConfig, {"config_file"}),
     ("export",): (ExportConfig, {"config_file"}),
     ("serve",): (ServeConfig, {"config_file"}),
+    ("study", "iterations"): (IterationsConfig, {"config_file"}),
+    ("study", "hparams"): (HparamsConfig, {"config_file"}),
 }
 
 

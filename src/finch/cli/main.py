@@ -15,6 +15,7 @@ from finch.cli.export import export
 from finch.cli.model import model_app
 from finch.cli.quickstart import quickstart
 from finch.cli.serve import serve
+from finch.cli.study import study_app
 from finch.cli.system import system_app
 from finch.cli.taxonomy import taxonomy_app
 from finch.cli.train import train
@@ -48,6 +49,7 @@ app.add_typer(evaluate_app, name="evaluate")
 app.command("export")(export)
 app.command("serve")(serve)
 app.command("chat")(chat)
+app.add_typer(study_app, name="study")
 app.command("quickstart")(quickstart)
 
 
