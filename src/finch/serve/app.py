@@ -40,7 +40,7 @@ class Busy(Exception):
     pass
 
 
-class Generator:
+class OneAtATime:
     """Runs one generation at a time on a worker thread (backends are not thread-safe); at most max_queue wait."""
 
     def __init__(self, backend: Backend, max_queue: int):
@@ -82,14 +82,14 @@ class Generator:
 class Stream:
     """One streaming generation holding the model; stop() is synchronous so it also works in a cancelled task."""
 
-    def __init__(self, generator: Generator):
-        self.generator = generator
+    def __init__(self, turns: OneAtATime):
+        self.turns = turns
         self.chunks: Iterator[StreamChunk] | None = None
         self.first: StreamChunk | None = None
         self.stopped = False
 
     async def next(self) -> StreamChunk | None:
-        return await asyncio.get_running_loop().run_in_executor(self.generator.worker, next, self.chunks, None)
+        return await asyncio.get_running_loop().run_in_executor(self.turns.worker, next, self.chunks, None)
 
     def stop(self) -> None:
         """Close the chunk stream after any step in flight (same one-thread queue), stopping the generation."""
@@ -97,8 +97,8 @@ class Stream:
             return
         self.stopped = True
         if self.chunks is not None and hasattr(self.chunks, "close"):
-            self.generator.worker.submit(self.chunks.close)
-        self.generator.lock.release()
+            self.turns.worker.submit(self.chunks.close)
+        self.turns.lock.release()
 
     async def events(self, render, request: Request) -> AsyncIterator[str]:
         """SSE lines: render(chunk) for each chunk, then [DONE]; a client that goes away stops the generation."""
@@ -161,11 +161,12 @@ def guard(app: FastAPI, api_key: str | None) -> None:
 def create_app(
     backend: Backend, api_key: str | None = None, max_queue: int = 32, model_id: str | None = None
 ) -> FastAPI:
-    """The OpenAI-compatible app for one served model. Its routes are closures over the backend, the generator that
-    queues requests for it and the model id, so they stay together here; what they build is in the functions below."""
+    """The OpenAI-compatible app for one served model. Its routes are closures over the backend, the runner that
+    queues requests for it (one at a time) and the model id, so they stay together here; what they build is in the
+    functions below."""
     app = FastAPI(title="finch", version="1", docs_url=None, redoc_url=None)
     model_id = model_id or backend.model_name
-    generator = Generator(backend, max_queue)
+    turns = OneAtATime(backend, max_queue)
     created = int(time.time())
 
     guard(app, api_key)
@@ -176,8 +177,8 @@ def create_app(
             "status": "ok",
             "model": model_id,
             "backend": backend.name,
-            "generating": generator.lock.locked(),
-            "queued": generator.waiting,
+            "generating": turns.lock.locked(),
+            "queued": turns.waiting,
         }
 
     @app.get("/v1/models")
@@ -195,7 +196,7 @@ def create_app(
         messages = [m.model_dump() for m in body.messages]
         rid, now = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if body.stream:
-            stream = await generator.open_stream(lambda: backend.stream_chat(messages, params))
+            stream = await turns.open_stream(lambda: backend.stream_chat(messages, params))
             head = {"id": rid, "object": "chat.completion.chunk", "created": now, "model": model_id}
             role = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
 
@@ -209,7 +210,7 @@ def create_app(
                     yield line
 
             return StreamingResponse(events(), media_type="text/event-stream")
-        [completions] = await generator.run(backend.chat, [messages], params)
+        [completions] = await turns.run(backend.chat, [messages], params)
         choices = [chat_choice(i, c) for i, c in enumerate(completions)]
         return {
             "id": rid,
@@ -230,7 +231,7 @@ def create_app(
         if body.stream:
             if len(prompts) != 1:
                 raise UsageError("prompt: streaming takes a single prompt.")
-            stream = await generator.open_stream(lambda: backend.stream_complete(prompts[0], params))
+            stream = await turns.open_stream(lambda: backend.stream_complete(prompts[0], params))
 
             def render(chunk: StreamChunk) -> str:
                 choice = {"index": 0, "text": chunk.text, "logprobs": None, "finish_reason": chunk.finish_reason}
@@ -239,7 +240,7 @@ def create_app(
                 )
 
             return StreamingResponse(stream.events(render, request), media_type="text/event-stream")
-        results = await generator.run(backend.complete, prompts, params, body.echo)
+        results = await turns.run(backend.complete, prompts, params, body.echo)
         flat = [c for completions_for_prompt in results for c in completions_for_prompt]
         choices = [completion_choice(i, c) for i, c in enumerate(flat)]
         usage = {
