@@ -22,28 +22,34 @@ study_app = typer.Typer(
 CONFIG_FILE = typer.Option(None, "--config", help="A YAML file with any of these settings; flags win.")
 
 
+def run_study(run, config_type, config_file: Path | None, settings: dict, stop_views, **callbacks):
+    """A study's settings from flags and --config, then the study in the workspace (studies go in evals_dir); a bad
+    setting is told as the flag or the file's key that set it."""
+    overrides = config_values(config_type, settings)
+    workspace = load_settings()
+    try:
+        config = load_stage_config(config_type, config_file, overrides, "study")
+        return run(
+            config,
+            workspace.path("models_dir"),
+            workspace.path("evals_dir"),
+            workspace.config.model,
+            on_message=lambda message: err.print(message, markup=False),
+            **callbacks,
+        )
+    except SettingError as e:
+        raise as_flags(e, set(overrides), config_file=config_file) from None
+    finally:
+        stop_views()
+
+
 def iterations(config_file: Path = CONFIG_FILE, **settings) -> None:
     """Train once with a checkpoint at each step, score the base and every checkpoint on held-out questions, write a
     blind grading sheet (read back with --import), and plot quality against iterations with a recommendation."""
     from finch.study.iterations import run_iterations
 
-    overrides = config_values(IterationsConfig, settings)
-    workspace = load_settings()
     progress = TrainProgress()
-    try:
-        config = load_stage_config(IterationsConfig, config_file, overrides, "study")
-        report = run_iterations(
-            config,
-            workspace.path("models_dir"),
-            workspace.path("evals_dir"),
-            workspace.config.model,
-            on_step=progress.update,
-            on_message=lambda message: err.print(message, markup=False),
-        )
-    except SettingError as e:
-        raise as_flags(e, set(overrides), config_file=config_file) from None
-    finally:
-        progress.stop()
+    report = run_study(run_iterations, IterationsConfig, config_file, settings, progress.stop, on_step=progress.update)
     folder = Path(report["run"]).parent
     out.print((folder / "report.md").read_text(encoding="utf-8"), markup=False)
     out.print(f"study folder: {folder}")
@@ -63,8 +69,6 @@ def hparams(config_file: Path = CONFIG_FILE, **settings) -> None:
 
     from finch.study.hparams import run_hparams
 
-    overrides = config_values(HparamsConfig, settings)
-    workspace = load_settings()
     columns = [TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}")]
     bar = Progress(*columns, TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=err)
     task = None
@@ -77,20 +81,7 @@ def hparams(config_file: Path = CONFIG_FILE, **settings) -> None:
         value = "-" if outcome.value is None else f"{outcome.value:.4f}"
         bar.update(task, completed=done, last=f"trial {outcome.number}: {outcome.state.lower()} {value}")
 
-    try:
-        config = load_stage_config(HparamsConfig, config_file, overrides, "study")
-        result = run_hparams(
-            config,
-            workspace.path("models_dir"),
-            workspace.path("evals_dir"),
-            workspace.config.model,
-            on_trial=on_trial,
-            on_message=lambda message: err.print(message, markup=False),
-        )
-    except SettingError as e:
-        raise as_flags(e, set(overrides), config_file=config_file) from None
-    finally:
-        bar.stop()
+    result = run_study(run_hparams, HparamsConfig, config_file, settings, bar.stop, on_trial=on_trial)
     counts = {state: sum(t.state == state for t in result.trials) for state in ("COMPLETE", "PRUNED", "FAIL")}
     out.print(f"{counts['COMPLETE']} completed, {counts['PRUNED']} pruned, {counts['FAIL']} failed: {result.output}")
     if result.best is not None:

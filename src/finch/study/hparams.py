@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from finch.errors import SettingError, UsageError
 from finch.fileio import atomic_write_text
 from finch.stage_config import setting_error
-from finch.train.config import TrainConfig
+from finch.train.config import TrainConfig, load_train_config
 from finch.train.data import data_files
 
 # What is searched when no space is given: the settings users of every tool ask about. The learning rate spans a
@@ -112,18 +112,8 @@ def suggest(trial, space: dict[str, dict | list]) -> dict:
 
 def base_config(config: HparamsConfig) -> TrainConfig:
     """The settings every trial keeps: the train.yaml, with data and model from the study's own flags."""
-    values: dict = {}
-    if config.train_config is not None:
-        try:
-            values = yaml.safe_load(config.train_config.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise UsageError(f"{config.train_config}: cannot read it as YAML ({e}).") from None
-    values.update({k: v for k, v in {"data": config.data, "model": config.model}.items() if v is not None})
-    values.pop("output", None)  # each trial has its own folder
-    try:
-        train = TrainConfig.model_validate(values)
-    except ValidationError as e:
-        raise setting_error(e, str(config.train_config or "study settings")) from None
+    overrides = {"data": config.data, "model": config.model}
+    train = load_train_config(config.train_config, overrides).model_copy(update={"output": None})
     if train.data is None:
         raise SettingError("study settings", "data", "Field required: a dataset directory with a test.jsonl.")
     if data_files(train.data)[1] is None:

@@ -12,13 +12,11 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from finch.errors import SettingError, UsageError
+from finch.errors import SettingError
 from finch.fileio import atomic_write_json, atomic_write_text
-from finch.stage_config import setting_error
-from finch.train.config import TrainConfig
+from finch.train.config import TrainConfig, load_train_config
 
 SHARES = (0.1, 0.25, 0.5, 1.0)  # of the run, when no steps are given: the paper's 100/250/500/1000
 
@@ -46,17 +44,8 @@ class IterationsConfig(BaseModel):
 
 
 def train_settings(config: IterationsConfig) -> TrainConfig:
-    values: dict = {}
-    if config.train_config is not None:
-        try:
-            values = yaml.safe_load(config.train_config.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise UsageError(f"{config.train_config}: cannot read it as YAML ({e}).") from None
-    values.update({k: v for k, v in {"data": config.data, "model": config.model}.items() if v is not None})
-    try:
-        train = TrainConfig.model_validate(values)
-    except ValidationError as e:
-        raise setting_error(e, str(config.train_config or "study settings")) from None
+    """The run's settings: the train.yaml, with data and model from the study's own flags."""
+    train = load_train_config(config.train_config, {"data": config.data, "model": config.model})
     if train.data is None:
         raise SettingError("study settings", "data", "Field required: the dataset folder the run trains on.")
     if train.method == "dpo" or train.phased:
