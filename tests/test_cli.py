@@ -40,16 +40,6 @@ def test_every_group_has_help(group):
     assert "Usage: finch " + group in " ".join(result.stdout.split())
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [["plan", "train"]],
-)
-def test_pending_commands_exit_2_and_say_so(argv, finch_home):
-    assert_one_line_error(
-        run_finch(*argv), 2, "not implemented yet", f"finch {' '.join(argv[: 2 if argv[0] in ('data', 'plan') else 1])}"
-    )
-
-
 def test_bad_config_key_is_one_line(finch_home):
     finch_home.mkdir()
     (finch_home / "config.yaml").write_text("model: default\ncolour: blue\n")

@@ -17,7 +17,7 @@ from tests.conftest import assert_one_line_error, run_finch
 
 # stage -> (its config, the command's own options that are not settings)
 STAGES = {
-    ("train",): (TrainConfig, {"config_file", "resume"}),
+    ("train",): (TrainConfig, {"config_file", "resume", "force"}),
     ("data", "generate"): (GenerateConfig, {"config_file"}),
     ("evaluate",): (EvalConfig, {"config_file"}),
     ("export",): (ExportConfig, {"config_file"}),

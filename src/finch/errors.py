@@ -21,10 +21,5 @@ class SettingError(UsageError):
         self.key, self.problem = key, problem
 
 
-class NotImplementedYet(UsageError):
-    def __init__(self, command: str, issue: str):
-        super().__init__(f"`finch {command}` is not implemented yet (it arrives with the {issue} work).")
-
-
 class RenamedSetting(FutureWarning):
     """A setting spelled the old way: still accepted for one release; the CLI shows it as one line."""

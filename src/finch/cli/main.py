@@ -8,11 +8,11 @@ import warnings
 import typer
 
 from finch.cli.chat import chat
-from finch.cli.common import pending_command
 from finch.cli.data import data_app
 from finch.cli.evaluate import evaluate_app
 from finch.cli.export import export
 from finch.cli.model import model_app
+from finch.cli.plan import plan_app
 from finch.cli.quickstart import quickstart
 from finch.cli.serve import serve
 from finch.cli.study import study_app
@@ -40,8 +40,6 @@ app.add_typer(taxonomy_app, name="taxonomy")
 
 app.add_typer(data_app, name="data")
 
-plan_app = typer.Typer(help="Plan a run for this hardware: memory, time and settings.", no_args_is_help=True)
-pending_command(plan_app, "train", "planning", "Estimate memory and time of a training run before starting it.")
 app.add_typer(plan_app, name="plan")
 
 app.command("train")(train)

@@ -9,6 +9,7 @@ import yaml
 
 from finch.cli.common import human_bytes
 from finch.cli.options import as_flags, config_values, with_config_options
+from finch.cli.plan import train_plan_for
 from finch.cli.ui import err, out
 from finch.cli.views import TrainProgress
 from finch.config import load_settings
@@ -19,6 +20,7 @@ from finch.train.config import TrainConfig
 def train(
     config_file: Path = typer.Option(None, "--config", help="train.yaml with any of these settings; flags win."),
     resume: str = typer.Option(None, help="Continue a killed run: its directory, or 'last'."),
+    force: bool = typer.Option(False, "--force", help="Start even when the plan says the run will not fit in memory."),
     **settings,
 ) -> None:
     """Fine-tune a model with LoRA on chat data; the run directory is a model reference for chat and serve. Every
@@ -33,6 +35,8 @@ def train(
     except SettingError as e:
         raise as_flags(e, set(overrides)) from None
     workspace = load_settings()
+    if not force and not resume:
+        check_it_fits(config, workspace, overrides, config_file)
     progress = TrainProgress()
 
     def on_start(resolved, run_dir: Path) -> None:
@@ -64,6 +68,19 @@ def train(
     kept, size = disk_use(result.run_dir)
     if kept:
         out.print(f"checkpoints: {kept} kept in {result.run_dir / 'checkpoints'} ({human_bytes(size)}), each a model")
+
+
+def check_it_fits(config: TrainConfig, workspace, overrides: dict, config_file: Path | None) -> None:
+    """The plan's memory estimate against this machine, before anything trains (finch plan train shows it whole)."""
+    from finch.errors import SettingError
+    from finch.plan.train_plan import PlanConfig, preflight
+
+    if config.data is None:
+        return  # start_run says what is missing
+    try:
+        preflight(train_plan_for(config, PlanConfig(), workspace, count_data=False, probe=False))
+    except SettingError as e:
+        raise as_flags(e, set(overrides), config_file=config_file) from None
 
 
 # --pipeline: the launcher's old name, accepted with a warning for one release
