@@ -241,7 +241,7 @@ def report_markdown(report: dict, graded: bool) -> str:
         columns += ["mean_grade", "grade_ci", "grades"]
     lines = ["# finch study iterations", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in report["table"]:
-        cells = [f"{row.get(c):.4g}" if isinstance(row.get(c), float) else str(row.get(c, "-")) for c in columns]
+        cells = [_cell(row.get(c)) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     best = report["recommended"]
     lines += ["", f"**Recommended: {best['model']}** — {best['why']}.", ""]
@@ -249,3 +249,9 @@ def report_markdown(report: dict, graded: bool) -> str:
     if not graded:
         lines.append(f"- grade {report['sheet']} (0-5 per row), then run the same command with --import GRADED.csv")
     return "\n".join(lines) + "\n"
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
