@@ -4,8 +4,8 @@ Memory is summed from parts a reader can check: the weights in their dtype (NF4 
 QLoRA), the trainable parameters, their gradients and the optimiser state, the activations kept for the backward
 pass (per token in flight, with or without gradient checkpointing), the loss buffers, and the framework. On a CPU
 finch runs a step's samples through forward passes of at most `forward_tokens` tokens, so that, not the batch, sets
-the activations. The fitted constants (ACTIVATION_FACTOR on a CPU, CPU_FRAMEWORK_GB, CPU_SHARE_OF_MATMUL) come
-from runs on the built-in model (benchmarks/plan_accuracy.py prints predicted against measured).
+the activations (counted per layer, not fitted). The two fitted constants (CPU_FRAMEWORK_GB, CPU_SHARE_OF_MATMUL)
+come from runs of the built-in model (benchmarks/plan_accuracy.py prints predicted against measured).
 
 Time is the run's training FLOPs (per token: forward 2 x matmul parameters plus attention; backward twice that for
 full fine-tuning, once for frozen weights; a second forward under gradient checkpointing) over a throughput: on a
@@ -24,14 +24,9 @@ GB = 2**30
 BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 NF4_BYTES = 0.5 + (8 / 64 + 32 / (64 * 256)) / 8  # 4 bits, plus double-quantised absmax per 64-weight block
 
-# Saved activations per token and layer, as a multiple of the elements a gated decoder layer keeps for backward
-# (6 x hidden + 3 x attention width + 4 x kv width + 4 x intermediate). On a CPU autograd also keeps fp32 copies
-# around the norms and the activation: fitted on the built-in model's LoRA runs at 256 and 512 tokens in flight. On a
-# GPU under bf16 the elements as counted (not measured here: no GPU on this machine).
-ACTIVATION_FACTOR = {"cpu": 1.75, "cuda": 1.0, "mps": 1.0}
-CPU_FRAMEWORK_GB = 0.55  # python, torch, transformers, peft and finch imported, with the model's loading peaks
+CPU_FRAMEWORK_GB = 0.97  # python, torch, transformers, peft and finch imported, with the model's loading peaks
 CUDA_FRAMEWORK_GB = 0.9  # CUDA context and kernels, plus the caching allocator's slack
-CPU_SHARE_OF_MATMUL = 0.35  # finch's training step as a share of the probed matmul rate (fitted, built-in model)
+CPU_SHARE_OF_MATMUL = 0.7  # finch's training step as a share of the probed matmul rate (fitted, built-in model)
 GPU_UTILISATION = 0.4  # model FLOPs utilisation a well-fed single-GPU fine-tune reaches
 
 # Dense bf16 (fp16 where the card has no bf16) tensor throughput, TFLOP/s, from each vendor's datasheet.
@@ -87,7 +82,8 @@ def weight_bytes(shape: ModelShape, config: TrainConfig, dtype: str) -> float:
 
 
 def activation_elements(shape: ModelShape) -> int:
-    """Elements a decoder layer keeps for backward per token (before ACTIVATION_FACTOR)."""
+    """Elements a gated decoder layer keeps for backward per token: its input and the norms' outputs, queries, keys
+    and values before and after RoPE, the attention output, and the MLP's gate, up, activation and product."""
     attention, kv = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
     return 6 * shape.hidden + 3 * attention + 4 * kv + 4 * shape.intermediate
 
@@ -123,13 +119,15 @@ def plan_memory(shape: ModelShape, config: TrainConfig, hardware: Hardware, dtyp
         notes.append(f"{hardware.sharding} over {hardware.gpus} GPUs: per-GPU shares of the sharded parts")
     act_bytes = BYTES[dtype]
     in_flight = tokens_in_flight(config, hardware.device)
-    per_token_layer = activation_elements(shape) * act_bytes * ACTIVATION_FACTOR[hardware.device]
+    per_token_layer = activation_elements(shape) * act_bytes
     if config.gradient_checkpointing:  # each layer's input, and one layer's full set while it is recomputed
         parts["activations"] = in_flight * (shape.layers * shape.hidden * act_bytes + per_token_layer)
     else:
         parts["activations"] = in_flight * shape.layers * per_token_layer
     labelled = min(in_flight, config.loss_chunk_tokens)
     parts["loss buffers"] = labelled * (shape.hidden * 4 * 3 + 8192 * 4 * 2)  # fp32 rows, one vocabulary block
+    if full:  # a trainable head's gradient is summed in fp32 over the vocabulary blocks
+        parts["loss buffers"] += shape.embedding_params * 4
     logits = in_flight * shape.vocab * 4 * 2
     notes.append(
         f"the head in vocabulary blocks holds {parts['loss buffers'] / GB:.2f} GB where full fp32 logits and their "
