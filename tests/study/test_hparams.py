@@ -76,3 +76,14 @@ def test_a_space_naming_a_setting_that_cannot_be_searched_is_one_line(finch_home
     result = run_finch("study", "hparams", "--data", str(write_dataset(tmp_path / "d")), "--space", str(space))
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0, result.stderr
     assert "seed: not a searchable setting" in result.stderr
+
+
+def test_the_same_settings_name_the_same_study_folder(tmp_path):
+    from finch.study.hparams import HparamsConfig, settings_digest
+
+    first = HparamsConfig(data=tmp_path / "a", trials=8)
+    assert settings_digest(first, "output", "trials") == settings_digest(
+        HparamsConfig(data=tmp_path / "a", trials=20), "output", "trials"
+    )  # a larger budget continues the same search
+    other_data = HparamsConfig(data=tmp_path / "b", trials=8)
+    assert settings_digest(first, "output", "trials") != settings_digest(other_data, "output", "trials")

@@ -78,7 +78,8 @@ def test_dpo_honours_eval_checkpoints_early_stopping_and_resume(tmp_path, tiny_g
     assert [r["step"] for r in whole.log if "eval_loss" in r] == [2, 4, 6, 8]
     assert whole.best_eval_loss == pytest.approx(min(r["eval_loss"] for r in whole.log if "eval_loss" in r), abs=1e-6)
     assert (whole.run_dir / "best" / "adapter_model.safetensors").is_file()
-    assert [p.name for p in (whole.run_dir / "checkpoints").glob("checkpoint-*")] == ["checkpoint-8"]  # the last only
+    kept = sorted(p.name for p in (whole.run_dir / "checkpoints").glob("checkpoint-*"))
+    assert kept == ["checkpoint-4", "checkpoint-8"]  # keep_checkpoints: the newest 2, as in finch's loop
 
     # the same run crashing at step 6, after its checkpoint at step 4, then resumed: steps 5 and 6 run again
     class Crash(Exception):

@@ -9,7 +9,6 @@ import yaml
 
 from finch.cli.common import human_bytes
 from finch.cli.options import as_flags, config_values, with_config_options
-from finch.cli.plan import train_plan_for
 from finch.cli.ui import err, out
 from finch.cli.views import TrainProgress
 from finch.config import load_settings
@@ -35,8 +34,6 @@ def train(
     except SettingError as e:
         raise as_flags(e, set(overrides)) from None
     workspace = load_settings()
-    if not force and not resume:
-        check_it_fits(config, workspace, overrides, config_file)
     progress = TrainProgress()
 
     def on_start(resolved, run_dir: Path) -> None:
@@ -53,6 +50,7 @@ def train(
             on_step=progress.update,
             on_message=lambda message: err.print(message, markup=False),
             on_start=on_start,
+            before_start=(lambda config, hf_dir: None) if force else check_it_fits,
         )
     except SettingError as e:
         raise as_flags(e, set(overrides), config_file=config_file) from None
@@ -70,17 +68,12 @@ def train(
         out.print(f"checkpoints: {kept} kept in {result.run_dir / 'checkpoints'} ({human_bytes(size)}), each a model")
 
 
-def check_it_fits(config: TrainConfig, workspace, overrides: dict, config_file: Path | None) -> None:
-    """The plan's memory estimate against this machine, before anything trains (finch plan train shows it whole)."""
-    from finch.errors import SettingError
-    from finch.plan.train_plan import PlanConfig, preflight
+def check_it_fits(config: TrainConfig, hf_dir: Path) -> None:
+    """The plan's memory estimate against this machine, before a run directory exists (finch plan train shows it
+    whole); refuses with the plan's advice."""
+    from finch.plan.train_plan import PlanConfig, plan_train, preflight
 
-    if config.data is None:
-        return  # start_run says what is missing
-    try:
-        preflight(train_plan_for(config, PlanConfig(), workspace, count_data=False, probe=False))
-    except SettingError as e:
-        raise as_flags(e, set(overrides), config_file=config_file) from None
+    preflight(plan_train(config, PlanConfig(), hf_dir / "config.json", config.model or str(hf_dir), None, None))
 
 
 # --pipeline: the launcher's old name, accepted with a warning for one release

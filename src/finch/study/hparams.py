@@ -53,7 +53,9 @@ class HparamsConfig(BaseModel):
     minutes: float | None = Field(None, gt=0, description="Stop starting trials after this many minutes.")
     evals: int = Field(4, ge=1, description="Eval losses each trial reports (the pruner compares them).")
     seed: int = Field(42, description="The sampler's seed.")
-    output: Path | None = Field(None, description="Study folder; none: studies/hparams-<time>.")
+    output: Path | None = Field(
+        None, description="Study folder; none: evals/hparams-<digest of these settings>, so the same command resumes."
+    )
 
 
 @dataclass
@@ -123,6 +125,14 @@ def base_config(config: HparamsConfig) -> TrainConfig:
     return train
 
 
+def settings_digest(config: BaseModel, *ignored: str) -> str:
+    """A short name for a study's settings, so the same command (without --output) finds the same study folder."""
+    import hashlib
+
+    text = config.model_dump_json(exclude=set(ignored))
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
 def open_study(folder: Path, seed: int, startup: int):
     """The study stored in folder/study.db: new, or the one a killed search left. Trials beat a heartbeat into the
     database; one whose beat stopped (its process was killed) is marked failed and queued again with the same
@@ -165,7 +175,9 @@ def run_hparams(
 
     space = read_space(config.space)
     base = base_config(config)
-    folder = (config.output or studies_dir / f"hparams-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    folder = (
+        config.output or studies_dir / f"hparams-{settings_digest(config, 'output', 'trials', 'minutes')}"
+    ).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     startup = max(2, min(5, config.trials // 4))  # trials drawn at random, and never pruned, before TPE learns
     study = open_study(folder, config.seed, startup)

@@ -40,7 +40,10 @@ class IterationsConfig(BaseModel):
     samples: int = Field(3, ge=1, description="Sampled answers per prompt and model on the sheet.")
     max_tokens: int = Field(128, ge=1, description="Tokens per answer.")
     imports: list[Path] = Field(default_factory=list, description="Graded copies of the sheet to read back.")
-    output: Path | None = Field(None, description="Study folder; none: studies/iterations-<time>.")
+    output: Path | None = Field(
+        None,
+        description="Study folder; none: evals/iterations-<digest of these settings>, so the same command resumes.",
+    )
 
 
 def train_settings(config: IterationsConfig) -> TrainConfig:
@@ -73,14 +76,14 @@ def run_iterations(
     on_message: Callable[[str], None] = lambda message: None,
 ) -> dict:
     """Train (or resume), evaluate what is not evaluated yet, and write report.json, report.md and the plots."""
-    import time
 
     from finch.evaluate.run import evaluate
-    from finch.study.hparams import planned_steps
+    from finch.study.hparams import planned_steps, settings_digest
     from finch.study.plots import plot_mean_vs_steps, plot_per_prompt_vs_steps, plot_prompts_side_by_side
     from finch.train.run_dir import RunFiles
 
-    folder = (config.output or studies_dir / f"iterations-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    name = f"iterations-{settings_digest(config, 'output', 'imports')}"
+    folder = (config.output or studies_dir / name).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     saved = folder / "study.json"
     if saved.is_file() and not config.imports:  # a killed study continues with the settings it started with

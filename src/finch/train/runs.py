@@ -57,7 +57,11 @@ def start_run(
     on_step: Callable[[dict], None] | None = None,
     on_message: Callable[[str], None] = lambda message: None,
     on_start: Callable[[TrainConfig, Path], None] = lambda config, run_dir: None,
+    before_start: Callable[[TrainConfig, Path], None] = lambda config, hf_dir: None,
 ) -> TrainResult:
+    """Check the settings and the data, prepare the model, then train a new run (or resume one). `before_start`
+    sees the settings and the model's folder once everything is checked and before a run directory exists (the
+    CLI's memory pre-flight)."""
     from finch.models.prepare import prepare_model
     from finch.models.resolve import resolve_model
 
@@ -87,6 +91,8 @@ def start_run(
     if config.lr is None:
         config = config.model_copy(update={"lr": default_lr(count_parameters(hf_dir)[0], config.method)})
     data = read_data(config, hf_dir)  # tokenized once, here: bad rows fail before a run directory exists
+    if not resume:
+        before_start(config, hf_dir)
     config = config.model_copy(
         update={
             "model": config.model or default_model,
