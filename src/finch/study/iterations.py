@@ -76,8 +76,6 @@ def run_iterations(
     on_message: Callable[[str], None] = lambda message: None,
 ) -> dict:
     """Train (or resume), evaluate what is not evaluated yet, and write report.json, report.md and the plots."""
-
-    from finch.evaluate.run import evaluate
     from finch.study.hparams import planned_steps, settings_digest
     from finch.study.plots import plot_mean_vs_steps, plot_per_prompt_vs_steps, plot_prompts_side_by_side
     from finch.train.run_dir import RunFiles
@@ -104,31 +102,7 @@ def run_iterations(
     models = {"base": base, **{f"step {s}": str(run_dir / "checkpoints" / f"step-{s:07d}") for s in steps}}
     step_of = {"base": 0, **{f"step {s}": s for s in steps}}
 
-    questions = config.questions or train.data
-    key_facts_dir = folder / "key_facts"
-    if not (key_facts_dir / "report.json").is_file():
-        on_message(f"key facts: {len(models)} models answer the held-out questions of {questions}")
-        evaluate(models, "key_facts", questions, key_facts_dir, models_dir, max_tokens=config.max_tokens)
-    key_facts = json.loads((key_facts_dir / "report.json").read_text())
-
-    human_dir = folder / "human"
-    if not (human_dir / "sheet.json").is_file():
-        on_message(f"grading sheet: {config.prompts} prompts x {config.samples} samples x {len(models)} models")
-        evaluate(
-            models,
-            "human",
-            train.data,
-            human_dir,
-            models_dir,
-            limit=config.prompts,
-            max_tokens=config.max_tokens,
-            samples=config.samples,
-        )
-    if config.imports:
-        evaluate(models, "human", None, human_dir, models_dir, imports=list(config.imports))
-    graded = json.loads((human_dir / "report.json").read_text())
-    human = graded if graded.get("per_prompt") else None
-
+    key_facts, human = evaluate_models(config, train, models, folder, models_dir, on_message)
     table = study_table(models, step_of, log, key_facts, human)
     best = recommend(table, bool(human))
     score = "mean_grade" if human else "key_fact_fraction"
@@ -145,11 +119,38 @@ def run_iterations(
         "table": table,
         "recommended": best,
         "plots": [str(p) for p in plots],
-        "sheet": str(human_dir / "grading_sheet.csv"),
+        "sheet": str(folder / "human" / "grading_sheet.csv"),
     }
     atomic_write_json(folder / "report.json", report)
     atomic_write_text(folder / "report.md", report_markdown(report, human is not None))
     return report
+
+
+def evaluate_models(
+    config: IterationsConfig,
+    train: TrainConfig,
+    models: dict[str, str],
+    folder: Path,
+    models_dir: Path,
+    on_message: Callable[[str], None],
+) -> tuple[dict, dict | None]:
+    """The key-facts report of every model and, once grades are imported, the human report; each benchmark runs
+    once per study (its report in the study folder), the grades are read again at every import."""
+    from finch.evaluate.run import evaluate
+
+    questions = config.questions or train.data
+    key_facts_dir, human_dir = folder / "key_facts", folder / "human"
+    if not (key_facts_dir / "report.json").is_file():
+        on_message(f"key facts: {len(models)} models answer the held-out questions of {questions}")
+        evaluate(models, "key_facts", questions, key_facts_dir, models_dir, max_tokens=config.max_tokens)
+    if not (human_dir / "sheet.json").is_file():
+        on_message(f"grading sheet: {config.prompts} prompts x {config.samples} samples x {len(models)} models")
+        sheet = {"limit": config.prompts, "max_tokens": config.max_tokens, "samples": config.samples}
+        evaluate(models, "human", train.data, human_dir, models_dir, **sheet)
+    if config.imports:
+        evaluate(models, "human", None, human_dir, models_dir, imports=list(config.imports))
+    graded = json.loads((human_dir / "report.json").read_text())
+    return json.loads((key_facts_dir / "report.json").read_text()), graded if graded.get("per_prompt") else None
 
 
 def train_run(
