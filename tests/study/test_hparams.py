@@ -48,6 +48,7 @@ def test_search_prunes_survives_a_kill_and_its_best_settings_train_to_the_report
     second = run_finch(*args)
     assert second.returncode == 0, second.stderr
     assert "continuing" in second.stderr and "3 of 8 trials already finished" in second.stderr
+    assert "min a trial (finch plan" in second.stderr and "for the 5 trials owed" in second.stderr  # ETA up front
     trials = read_trials(out)
     states = [t["state"] for t in trials]
     assert states.count("COMPLETE") + states.count("PRUNED") == 8

@@ -40,6 +40,7 @@ def test_quality_against_iterations_with_two_graders(finch_home, tmp_path, tiny_
     for name in ("score-per-prompt.png", "mean-vs-steps.png", "prompts-side-by-side.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG", name
     assert "Recommended: step" in first.stdout
+    assert "training 8 steps: about" in first.stderr  # the ETA, before the first step
 
     key = json.loads((out / "human" / "sheet.json").read_text())
     with open(out / "human" / "grading_sheet.csv", encoding="utf-8-sig") as f:

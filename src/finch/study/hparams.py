@@ -213,6 +213,13 @@ def run_hparams(
         on_trial(outcome_of(frozen), done, config.trials)
 
     remaining = config.trials - done
+    minutes = training_minutes(base, models_dir, default_model) if remaining > 0 else None
+    if minutes is not None:
+        budget = f", stopping after {config.minutes:g}" if config.minutes else ""
+        on_message(
+            f"about {minutes:.1f} min a trial (finch plan, the base settings, unpruned): up to "
+            f"{minutes * remaining:.0f} min for the {remaining} trials owed{budget}"
+        )
     if remaining > 0:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -224,6 +231,18 @@ def run_hparams(
                 catch=(),
             )
     return write_outputs(study, base, folder)
+
+
+def training_minutes(train: TrainConfig, models_dir: Path, default_model: str) -> float | None:
+    """finch plan's estimate of a run's training time (its FLOPs over this machine's measured matmul rate)."""
+    from finch.models.prepare import prepare_model
+    from finch.models.resolve import resolve_model
+    from finch.plan.train_plan import PlanConfig, plan_train
+
+    model = train.model or default_model
+    hf_dir = prepare_model(resolve_model(model, models_dir))
+    plan = plan_train(train, PlanConfig(), hf_dir / "config.json", model, hf_dir, models_dir.parent / "plan_probe.json")
+    return None if plan.time.seconds is None else plan.time.seconds / 60
 
 
 def planned_steps(train: TrainConfig, models_dir: Path, default_model: str) -> int:

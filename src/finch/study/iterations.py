@@ -76,7 +76,7 @@ def run_iterations(
     on_message: Callable[[str], None] = lambda message: None,
 ) -> dict:
     """Train (or resume), evaluate what is not evaluated yet, and write report.json, report.md and the plots."""
-    from finch.study.hparams import planned_steps, settings_digest
+    from finch.study.hparams import planned_steps, settings_digest, training_minutes
     from finch.study.plots import plot_mean_vs_steps, plot_per_prompt_vs_steps, plot_prompts_side_by_side
     from finch.train.run_dir import RunFiles
 
@@ -94,6 +94,12 @@ def run_iterations(
     run_dir = folder / "run"
     status = RunFiles(run_dir).read_run_yaml().get("status")
     if status != "finished":
+        minutes = training_minutes(train.model_copy(update={"max_steps": max(steps)}), models_dir, default_model)
+        if minutes is not None:
+            on_message(
+                f"training {max(steps)} steps: about {minutes:.0f} min (finch plan); then {len(steps) + 1} "
+                f"models answer the held-out questions and the grading sheet's prompts"
+            )
         train_run(
             train, steps, run_dir, status is not None, models_dir, studies_dir, default_model, on_step, on_message
         )
