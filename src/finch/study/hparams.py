@@ -195,6 +195,7 @@ def run_hparams(
             raise setting_error(e, str(config.space or "the default space")) from None
         steps = planned_steps(train, models_dir, default_model)
         train = train.model_copy(update={"eval_every": max(1, steps // config.evals)})
+        trial.set_user_attr("settings", train.model_dump(mode="json"))  # what best.yaml gives back, exactly
 
         def report(record: dict) -> None:
             if "eval_loss" in record:
@@ -230,7 +231,7 @@ def run_hparams(
                 callbacks=[after_trial],
                 catch=(),
             )
-    return write_outputs(study, base, folder)
+    return write_outputs(study, folder)
 
 
 def training_minutes(train: TrainConfig, models_dir: Path, default_model: str) -> float | None:
@@ -261,13 +262,13 @@ def planned_steps(train: TrainConfig, models_dir: Path, default_model: str) -> i
 
 def outcome_of(trial) -> TrialOutcome:
     steps = trial.user_attrs.get("steps") or (max(trial.intermediate_values) if trial.intermediate_values else None)
-    value = trial.value if trial.value is not None else None
+    value = trial.value
     if value is None and trial.intermediate_values:  # a pruned trial: its last reported eval loss
         value = trial.intermediate_values[max(trial.intermediate_values)]
     return TrialOutcome(trial.number, trial.state.name, value, dict(trial.params), steps)
 
 
-def write_outputs(study, base: TrainConfig, folder: Path) -> HparamsResult:
+def write_outputs(study, folder: Path) -> HparamsResult:
     """trials.csv, best.yaml (a train.yaml of the best trial, ready for finch train --config) and the plots."""
     outcomes = [outcome_of(t) for t in study.get_trials(deepcopy=False)]
     keys = sorted({k for o in outcomes for k in o.params})
@@ -288,11 +289,8 @@ def write_outputs(study, base: TrainConfig, folder: Path) -> HparamsResult:
     best = min(complete, key=lambda o: o.value) if complete else None
     train_yaml = None
     if best is not None:
-        settings = {**base.model_dump(mode="json"), **study.trials[best.number].params}
-        if "lora_rank" in settings and "lora_alpha" not in study.trials[best.number].params:
-            settings["lora_alpha"] = 2.0 * settings["lora_rank"]
-        settings.update(eval_every=max(1, (best.steps or 1) // 4), output=None)
-        settings = {k: v for k, v in settings.items() if v is not None}
+        trained = study.trials[best.number].user_attrs["settings"]  # the trial's own settings, as it trained
+        settings = {k: v for k, v in trained.items() if v is not None and k != "output"}
         train_yaml = folder / "best.yaml"
         header = f"# trial {best.number} of {folder}: eval loss {best.value:.6f} after {best.steps} steps\n"
         atomic_write_text(train_yaml, header + yaml.safe_dump(settings, sort_keys=False))
