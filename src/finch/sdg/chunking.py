@@ -4,7 +4,7 @@ a fact cut at a boundary is whole in one of the two chunks."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 CountTokens = Callable[[str], int]
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
@@ -66,6 +66,19 @@ def chunk_text(text: str, count: CountTokens, max_tokens: int = 400, overlap: in
     if current and fresh:
         chunks.append(_join(current))
     return chunks
+
+
+def chunk_pages(
+    pages: Sequence[str], count: CountTokens, max_tokens: int = 400, overlap: int = 48
+) -> list[tuple[int, str]]:
+    """(page number from 1, chunk) for a paged document (a PDF): each page is chunked on its own, so a chunk never
+    runs on into the next page, whose first lines may belong elsewhere (a running header, a footnote, a new chapter),
+    and every chunk knows the one page it comes from. Pages without text have no chunks."""
+    return [
+        (number, chunk)
+        for number, page in enumerate(pages, 1)
+        for chunk in chunk_text(page, count, max_tokens, overlap)
+    ]
 
 
 def _tail(units: list[tuple[str, str]], following: tuple[str, str], count: CountTokens, overlap: int, max_tokens: int):

@@ -41,6 +41,11 @@ def _row(plan: LeafPlan, user: str, answer: str, meta: dict[str, Any]) -> dict[s
     }
 
 
+def _origin(item: dict[str, Any]) -> dict[str, Any]:
+    """The document and page a PDF chunk's items come from (finch.sdg.generate), for their rows' metadata."""
+    return {key: item[key] for key in ("document", "page") if key in item}
+
+
 def _check_options(output: Path, settings: dict[str, Any]) -> None:
     """A rerun into the same folder must mean the same run, or resuming would mix two datasets."""
     path = output / WORK / "options.json"
@@ -142,7 +147,12 @@ def write_outputs(
             leaves.append({**entry, "status": "not finished", "train": 0, "test": 0, "stages": []})
             continue
         leaf_train = [
-            _row(plan, user_text(item, plan.kind), item["answer"], {**meta, "scores": item.get("scores", {})})
+            _row(
+                plan,
+                user_text(item, plan.kind),
+                item["answer"],
+                {**meta, "scores": item.get("scores", {}), **_origin(item)},
+            )
             for item in result["items"]
         ]
         # the seed examples the teacher was shown are training rows too: written by a person, in the very form the
@@ -274,7 +284,9 @@ def load_dataset(folder: Path, samples: int = 3, seed: int = 0) -> dict[str, Any
     """The report of a dataset folder and a few training rows, for `finch data show`."""
     report_file = folder / "report.json"
     if not report_file.is_file():
-        raise UsageError(f"{folder}: no report.json there; is it a folder made by `finch data generate`?")
+        raise UsageError(
+            f"{folder}: no report.json there; is it a folder made by `finch data generate` or `finch data import`?"
+        )
     report = json.loads(report_file.read_text(encoding="utf-8"))
     rows = read_jsonl(folder / "train.jsonl")
     picked = random.Random(seed).sample(rows, min(samples, len(rows)))

@@ -27,10 +27,10 @@ from finch.evaluate.metrics import json_object
 from finch.fileio import JsonlAppender, atomic_write_json, read_jsonl
 from finch.inference import GenerationParams
 from finch.sdg import judge, parse
-from finch.sdg.chunking import CountTokens, chunk_text
+from finch.sdg.chunking import CountTokens, chunk_pages, chunk_text
 from finch.sdg.dedup import NearDuplicates
 from finch.sdg.pipeline import MAX_PER_CALL, Block, Pipeline, load_prompt
-from finch.taxonomy import Knowledge, LeafResult, Skill, hold_out
+from finch.taxonomy import Knowledge, LeafResult, Skill, SourceDocument, hold_out
 
 WORK = ".work"
 FOCUS_TOKENS = 120  # a knowledge passage asked about in one call: a paragraph, a few sentences or list lines
@@ -113,13 +113,13 @@ def plan_leaf(result: LeafResult, options: GenerateOptions, count_tokens: CountT
         texts = [d.text for d in result.documents] or [e.context for e in leaf.seed_examples]
         for t in texts:
             digest.update(t.encode())
-        chunks = [c for t in texts for c in chunk_text(t, count_tokens, options.chunk_tokens, options.chunk_overlap)]
+        chunks = _document_chunks(result.documents, texts, count_tokens, options)
         # every passage of a chunk is asked about on its own, with the whole chunk as its context: asked about a
         # whole chunk at once, the teacher wrote about its first and most salient facts and skipped the rest
-        passages = [chunk_text(c, count_tokens, FOCUS_TOKENS, 0) for c in chunks]
+        passages = [chunk_text(c, count_tokens, FOCUS_TOKENS, 0) for c, _ in chunks]
         sources = [
-            {"id": f"chunk{i}.{k}", "chunk": chunk, "focus": focus}
-            for i, chunk in enumerate(chunks)
+            {"id": f"chunk{i}.{k}", "chunk": chunk, "focus": focus, **origin}
+            for i, (chunk, origin) in enumerate(chunks)
             for k, focus in enumerate(passages[i])
         ]
         kind, flavour, task = "knowledge", "knowledge", leaf.document_outline
@@ -146,6 +146,26 @@ def plan_leaf(result: LeafResult, options: GenerateOptions, count_tokens: CountT
         limit=options.limit_per_leaf,
         held_out=held_out,
     )
+
+
+def _document_chunks(
+    documents: list[SourceDocument], texts: list[str], count_tokens: CountTokens, options: GenerateOptions
+) -> list[tuple[str, dict[str, Any]]]:
+    """(chunk, origin) of a knowledge leaf's texts; a PDF's chunks stay within a page, and their origin names the
+    document and the page, which the rows generated from them keep in their metadata."""
+    size, overlap = options.chunk_tokens, options.chunk_overlap
+    if not documents:
+        return [(chunk, {}) for text in texts for chunk in chunk_text(text, count_tokens, size, overlap)]
+    chunks: list[tuple[str, dict[str, Any]]] = []
+    for document in documents:
+        if document.pages:
+            chunks += [
+                (chunk, {"document": document.path.name, "page": page})
+                for page, chunk in chunk_pages(document.pages, count_tokens, size, overlap)
+            ]
+        else:
+            chunks += [(chunk, {}) for chunk in chunk_text(document.text, count_tokens, size, overlap)]
+    return chunks
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Knowledge documents: markdown or plain text, from files beside the qna.yaml or from a git repo at a commit.
+"""Knowledge documents: markdown, plain text or PDF, from files beside the qna.yaml or from a git repo at a commit.
 
 A git repo is fetched once into the cache (a bare repository per URL) and each commit is checked out once into
 its own folder; later runs read the checkout and need no network. Patterns are globs confined to the repository
@@ -8,10 +8,13 @@ its own folder; later runs read the checkout and need no network. Patterns are g
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from finch.errors import FinchError
 from finch.taxonomy.rules import TODO_PREFIX, pattern_problem
 from finch.taxonomy.schema import Document
 
-DOCUMENT_TYPES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text"}
+DOCUMENT_TYPES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text", ".pdf": "pdf"}
 MAX_DOCUMENT_BYTES = 20_000_000
 LEAF_FILES = {"qna.yaml", "qna.yml", "attribution.txt"}  # never documents of a local-form leaf
 GIT_TIMEOUT_S = 600
@@ -30,7 +33,8 @@ PLACEHOLDER = "document is still a placeholder"
 class SourceDocument:
     path: Path
     text: str
-    kind: str  # "markdown" or "text"
+    kind: str  # "markdown", "text" or "pdf"
+    pages: tuple[str, ...] = ()  # a PDF's text page by page (`text` joins them); chunks never span two pages
 
     @property
     def words(self) -> int:
@@ -167,19 +171,17 @@ def document_root(leaf_folder: Path, document: Document, source: DocumentSource)
 def read_document(path: Path) -> SourceDocument | str:
     """The document, or why it cannot be used."""
     suffix = path.suffix.lower()
-    if suffix == ".pdf":
-        return (
-            f"{path.name}: PDF documents are not supported; convert it to markdown (e.g. with pandoc or "
-            "pdftotext) and point the pattern at the .md file"
-        )
     kind = DOCUMENT_TYPES.get(suffix)
     if kind is None:
         return (
-            f"{path.name}: unsupported document type '{suffix or '(none)'}'; finch reads markdown (.md) and text (.txt)"
+            f"{path.name}: unsupported document type '{suffix or '(none)'}'; finch reads markdown (.md), text (.txt) "
+            "and PDF (.pdf)"
         )
     size = path.stat().st_size
     if size > MAX_DOCUMENT_BYTES:
         return f"{path.name} is {size:,} bytes; documents over {MAX_DOCUMENT_BYTES:,} bytes are not read"
+    if kind == "pdf":
+        return _read_pdf(path)
     raw = path.read_bytes()
     if b"\x00" in raw:
         return f"{path.name} is a binary file, not {kind}"
@@ -193,6 +195,36 @@ def read_document(path: Path) -> SourceDocument | str:
     if text.lstrip().startswith(TODO_PREFIX):
         return f"{PLACEHOLDER}: {path.name} starts with {text.strip().splitlines()[0]!r}"
     return SourceDocument(path=path, text=text, kind=kind)
+
+
+def _read_pdf(path: Path) -> SourceDocument | str:
+    """A PDF's text layer, page by page (pypdf). A PDF without one is a scan: finch does no OCR itself."""
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        with _quiet_pypdf():
+            reader = PdfReader(path)
+            if reader.is_encrypted and not reader.decrypt(""):
+                return f"{path.name} is encrypted; save an unencrypted copy (e.g. qpdf --decrypt) and use that"
+            pages = tuple(page.extract_text() or "" for page in reader.pages)
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as e:
+        return f"{path.name}: not a readable PDF ({e}); export it again, or convert it to markdown"
+    if not any(page.strip() for page in pages):
+        return f"{path.name}: no extractable text; it looks scanned — run OCR first, e.g. ocrmypdf"
+    return SourceDocument(path=path, text="\n\n".join(pages), kind="pdf", pages=pages)
+
+
+@contextmanager
+def _quiet_pypdf() -> Iterator[None]:
+    """pypdf logs every repaired oddity of a file as a warning; the one problem that matters is returned instead."""
+    logger = logging.getLogger("pypdf")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def collect_documents(
