@@ -10,6 +10,7 @@ import typer
 from finch.cli.chat import chat
 from finch.cli.data import data_app
 from finch.cli.evaluate import evaluate_app
+from finch.cli.explain import explain
 from finch.cli.export import export
 from finch.cli.model import model_app
 from finch.cli.plan import plan_app
@@ -44,6 +45,7 @@ app.add_typer(plan_app, name="plan")
 
 app.command("train")(train)
 app.add_typer(evaluate_app, name="evaluate")
+app.command("explain")(explain)
 app.command("export")(export)
 app.command("serve")(serve)
 app.command("chat")(chat)
