@@ -82,7 +82,8 @@ def test_200_malformed_requests_get_4xx_and_the_server_still_answers(tmp_path):
 
 def test_full_queue_answers_429(tmp_path):
     env = {"FINCH_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
-    with finch_server("--model", "gemma-3-270m", "--ctx", "512", "--max-queue", "1", env=env) as base:
+    args = ("--model", "gemma-3-270m", "--ctx", "512", "--parallel", "2", "--max-queue", "1")
+    with finch_server(*args, env=env) as base:
         slow = {"prompt": "Once upon a time", "max_tokens": 48, "temperature": 0}
 
         def send(_):
@@ -90,4 +91,5 @@ def test_full_queue_answers_429(tmp_path):
 
         with ThreadPoolExecutor(6) as pool:
             statuses = list(pool.map(send, range(6)))
-        assert 429 in statuses and 200 in statuses and all(s in (200, 429) for s in statuses)
+        # 2 slots and 1 queued: at least 3 answered, the rest refused, nothing else
+        assert statuses.count(200) >= 3 and 429 in statuses and all(s in (200, 429) for s in statuses)

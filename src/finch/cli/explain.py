@@ -80,7 +80,7 @@ def show_grounding(done) -> None:
         g = item.explanation.grounding
         model, base = g["model"], g.get("base")
         table.add_row(
-            escape(item.question.rsplit("\n", 1)[-1][:60]),
+            escape(item.question[:60]),
             escape(" ".join(model.key_tokens)) or "[dim]no key fact in the answer[/]",
             share(model.attribution_share),
             share(model.rollout_share),

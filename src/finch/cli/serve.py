@@ -16,7 +16,8 @@ def serve(
     config_file: Path = typer.Option(None, "--config", help="A YAML file with any of these settings; flags win."),
     **settings,
 ) -> None:
-    """Serve a model over an OpenAI-compatible API (/v1/models, /v1/chat/completions, /v1/completions, /health).
+    """Serve a model over an OpenAI-compatible API (/v1/models, /v1/chat/completions, /v1/completions, /health,
+    /metrics for Prometheus); on llama.cpp, --parallel requests are decoded together.
     Every setting is a flag and a key of the --config file."""
     from finch.errors import SettingError
     from finch.stage_config import load_stage_config
@@ -47,7 +48,9 @@ def serve(
     loaded = load_backend(
         ref, settings.path("models_dir"), backend=backend, adapter=adapter, ctx=ctx, logits_all=logprobs
     )
-    app = create_app(loaded, api_key=api_key, max_queue=max_queue)
+    app = create_app(
+        loaded, api_key=api_key, max_queue=max_queue, parallel=config.parallel, request_log=config.log_requests
+    )
     err.print(
         f"serving {loaded.model_name} ({loaded.name}) on http://{host}:{port}/v1"
         + (" (API key required)" if api_key else "")

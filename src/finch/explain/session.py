@@ -59,7 +59,7 @@ def run_explain(config: ExplainConfig, prompt: str | None, models_dir: Path, out
                 explanation = explain_prompt(model, messages, config.max_tokens, base)
                 folder = output
             write_explanation(explanation, folder, config.layer_plots)
-            done.append(Explained(messages[-1]["content"], explanation, folder))
+            done.append(Explained(questions[i].question if questions else prompt, explanation, folder))
     if questions:
         atomic_write_json(output / "grounding.json", grounding_table(done, questions))
     return done

@@ -30,6 +30,16 @@ Request = tuple[int, list[int], GenerationParams]  # (ticket, prompt ids, params
 
 
 @dataclass
+class Event:
+    """What one decoding step did for one request."""
+
+    ticket: int
+    text: str  # new text since its last event; a possible stop string's start or half a character is held back
+    finish: str | None  # stop | length | cancelled, on a request's last event
+    tokens: int  # completion tokens so far
+
+
+@dataclass
 class _Sequence:
     ticket: int
     ids: list[int]
@@ -37,7 +47,8 @@ class _Sequence:
     sampler: object = None
     produced: list[int] = field(default_factory=list)
     text: bytes = b""
-    finish: str | None = None  # stop | length once done
+    finish: str | None = None  # stop | length | cancelled once done
+    shown: int = 0  # characters of the text already given out in events
 
 
 def shared_length(a: list[int], b: list[int]) -> int:
@@ -69,6 +80,7 @@ class BatchDecoder:
         params.n_batch = params.n_ubatch = 512
         params.n_threads = params.n_threads_batch = n_threads or os.cpu_count()
         params.kv_unified = False
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED  # as llama-cpp-python's Llama: same numbers
         params.swa_full = False  # sliding-window layers keep their window only: 1.0 instead of 1.7 GB at 16 slots
         self.ctx = llama_cpp.llama_init_from_model(llm.model, params)
         if not self.ctx:
@@ -120,11 +132,22 @@ class BatchDecoder:
     def stream(self, pending: deque[Request]) -> Iterator[tuple[int, str, str, int]]:
         """(ticket, text, finish reason, completion tokens) for every request, in the order they finish. Requests are
         taken from `pending` whenever a slot is free, so the caller may append more between results."""
+        texts: dict[int, str] = {}
+        for event in self.steps(pending):
+            texts[event.ticket] = texts.get(event.ticket, "") + event.text
+            if event.finish:
+                yield event.ticket, texts.pop(event.ticket), event.finish, event.tokens
+
+    def steps(self, pending: deque[Request], cancelled: set[int] | None = None) -> Iterator[Event]:
+        """An Event per request per decoding step that gave it new text or finished it, until `pending` is empty and
+        every request has finished. A ticket put in `cancelled` (by another thread) stops at the next step and its
+        slot takes the next request; a cancelled request that has not started never takes one."""
         lib = self.lib
+        cancelled = cancelled if cancelled is not None else set()
         lib.llama_memory_clear(self.memory, True)
         self.cached.clear()
         if len(pending) > 1:
-            prefix = pending[0][1][: common_prefix([ids for _, ids, _ in pending])]
+            prefix = pending[0][1][: common_prefix([ids for _, ids, _ in list(pending)])]
             if prefix:
                 self._evaluate(prefix, 0, self.prefix_seq)
                 self.cached[self.prefix_seq] = prefix
@@ -132,8 +155,17 @@ class BatchDecoder:
         try:
             while pending or active:
                 for slot in range(self.slots):
-                    if slot not in active and pending:
-                        active[slot] = self._start(slot, *pending.popleft())
+                    while slot not in active and pending:
+                        ticket, ids, params = pending.popleft()
+                        if ticket in cancelled:
+                            yield Event(ticket, "", "cancelled", 0)
+                            continue
+                        active[slot] = self._start(slot, ticket, ids, params)
+                        if active[slot].finish is None:  # a finished one has its last event when it leaves
+                            yield from self._news([active[slot]])
+                for seq in active.values():
+                    if seq.finish is None and seq.ticket in cancelled:
+                        seq.finish = "cancelled"
                 running = [(slot, seq) for slot, seq in active.items() if seq.finish is None]
                 if running:
                     self.batch.n_tokens = 0
@@ -142,13 +174,25 @@ class BatchDecoder:
                     self._decode()
                     for i, (_, seq) in enumerate(running):
                         self._accept(seq, lib.llama_sampler_sample(seq.sampler, self.ctx, i))
+                    yield from self._news([seq for _, seq in running if seq.finish is None])
                 for slot in [slot for slot, seq in active.items() if seq.finish is not None]:
                     seq = active.pop(slot)
                     lib.llama_sampler_free(seq.sampler)
-                    yield seq.ticket, seq.text.decode("utf-8", errors="ignore"), seq.finish, len(seq.produced)
+                    yield from self._news([seq])
         finally:
             for seq in active.values():
                 lib.llama_sampler_free(seq.sampler)
+
+    def _news(self, sequences: list[_Sequence]) -> Iterator[Event]:
+        for seq in sequences:
+            text = seq.text.decode("utf-8", errors="ignore")  # a character still missing bytes shows next step
+            end = len(text)
+            if seq.finish is None:
+                held = max((len(s) for s in seq.params.stop if s), default=1) - 1
+                end = max(seq.shown, len(text) - held)  # what may yet turn out to start a stop string waits
+            if end > seq.shown or seq.finish is not None:
+                yield Event(seq.ticket, text[seq.shown : end], seq.finish, len(seq.produced))
+                seq.shown = end
 
     def _reusable(self, ids: list[int]) -> tuple[int, int]:
         """(sequence, tokens) of the cached prompt sharing the longest prefix with `ids`. A sliding-window layer drops

@@ -1,4 +1,5 @@
-"""The FastAPI app: OpenAI-style routes, errors and auth, one generation at a time with a bounded queue."""
+"""The FastAPI app: OpenAI-style routes, errors and auth, /metrics. On llama.cpp, requests are decoded together
+(finch.serve.batching: --parallel slots, a bounded queue); logprobs, echo and other backends go one at a time."""
 
 from __future__ import annotations
 
@@ -9,16 +10,24 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from finch.errors import FinchError, UsageError
-from finch.inference.base import Backend, StreamChunk
+from finch.inference.base import Backend, StreamChunk, chat_prompt_ids
 from finch.inference.params import Completion
+from finch.serve.batching import Busy, ContinuousBatcher
+from finch.serve.generation import BatchedGeneration
+from finch.serve.metrics import CONTENT_TYPE, ServeMetrics
+from finch.serve.request_log import RequestLog
 from finch.serve.schemas import ChatCompletionRequest, CompletionRequest
+
+ROUTES = {"/v1/chat/completions", "/v1/completions", "/v1/models"}
 
 
 def text_offsets(tokens: list[str]) -> list[int]:
@@ -34,10 +43,6 @@ def error_response(status: int, message: str, type_: str = "invalid_request_erro
     return JSONResponse(
         status_code=status, content={"error": {"message": message, "type": type_, "param": None, "code": code}}
     )
-
-
-class Busy(Exception):
-    pass
 
 
 class OneAtATime:
@@ -120,8 +125,9 @@ def _usage(completions: list[Completion]) -> dict:
     return {"prompt_tokens": prompt, "completion_tokens": produced, "total_tokens": prompt + produced}
 
 
-def guard(app: FastAPI, api_key: str | None) -> None:
-    """The API key check on /v1, and every error as an OpenAI-style JSON error with the right status."""
+def guard(app: FastAPI, api_key: str | None, metrics: ServeMetrics) -> None:
+    """The API key check on /v1, every error as an OpenAI-style JSON error with the right status, and every /v1
+    answer counted by status."""
 
     @app.middleware("http")
     async def require_key(request: Request, call_next):
@@ -132,6 +138,20 @@ def guard(app: FastAPI, api_key: str | None) -> None:
                     401, "Invalid or missing API key: send 'Authorization: Bearer KEY'.", code="invalid_api_key"
                 )
         return await call_next(request)
+
+    @app.middleware("http")  # added last, so it runs first: it sees the 401s too
+    async def count(request: Request, call_next):
+        route = request.url.path
+        if not route.startswith("/v1"):
+            return await call_next(request)
+        route = route if route in ROUTES else "other"  # a label per unknown path would grow without bound
+        try:
+            response = await call_next(request)
+        except Exception:
+            metrics.requests.labels(route, "500").inc()
+            raise
+        metrics.requests.labels(route, str(response.status_code)).inc()
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
@@ -158,89 +178,104 @@ def guard(app: FastAPI, api_key: str | None) -> None:
         )
 
 
-def create_app(
-    backend: Backend, api_key: str | None = None, max_queue: int = 32, model_id: str | None = None
-) -> FastAPI:
-    """The OpenAI-compatible app for one served model. Its routes are closures over the backend, the runner that
-    queues requests for it (one at a time) and the model id, so they stay together here; what they build is in the
-    functions below."""
-    app = FastAPI(title="finch", version="1", docs_url=None, redoc_url=None)
-    model_id = model_id or backend.model_name
-    turns = OneAtATime(backend, max_queue)
-    created = int(time.time())
+@dataclass
+class Served:
+    """What the generation routes work with: the backend, its runners (the batcher when it has one, else one at a
+    time) and the model id."""
 
-    guard(app, api_key)
+    backend: Backend
+    model_id: str
+    turns: OneAtATime
+    batched: BatchedGeneration | None
 
-    @app.get("/health")
-    async def health():
-        return {
-            "status": "ok",
-            "model": model_id,
-            "backend": backend.name,
-            "generating": turns.lock.locked(),
-            "queued": turns.waiting,
-        }
+    def fitted(self, ids: list[int], params):
+        """params with max_tokens cut to what the context holds after the prompt (a prompt too long is a 400)."""
+        self.backend._check_fits(ids)
+        room = self.backend.context_length - len(ids)
+        return params.model_copy(update={"max_tokens": min(params.max_tokens, room)})
 
-    @app.get("/v1/models")
-    async def models():
-        return {
-            "object": "list",
-            "data": [{"id": model_id, "object": "model", "created": created, "owned_by": "finch"}],
-        }
-
-    @app.post("/v1/chat/completions")
-    async def chat_completions(body: ChatCompletionRequest, request: Request):
+    async def chat(self, body: ChatCompletionRequest, request: Request):
         params = body.params(
             body.max_completion_tokens or body.max_tokens or 512, body.top_logprobs if body.logprobs else None
         )
         messages = [m.model_dump() for m in body.messages]
         rid, now = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-        if body.stream:
-            stream = await turns.open_stream(lambda: backend.stream_chat(messages, params))
-            head = {"id": rid, "object": "chat.completion.chunk", "created": now, "model": model_id}
-            role = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+        head = {"id": rid, "object": "chat.completion.chunk", "created": now, "model": self.model_id}
+        role = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
 
-            def render(chunk: StreamChunk) -> str:
-                delta = {"content": chunk.text} if chunk.text else {}
-                return _sse({**head, "choices": [{"index": 0, "delta": delta, "finish_reason": chunk.finish_reason}]})
+        def render(chunk: StreamChunk) -> str:
+            delta = {"content": chunk.text} if chunk.text else {}
+            return _sse({**head, "choices": [{"index": 0, "delta": delta, "finish_reason": chunk.finish_reason}]})
 
-            async def events():
-                yield _sse({**head, "choices": [role]})
-                async for line in stream.events(render, request):
-                    yield line
+        async def events(chunks):
+            yield _sse({**head, "choices": [role]})
+            async for chunk in chunks:
+                yield render(chunk)
+            yield "data: [DONE]\n\n"
 
-            return StreamingResponse(events(), media_type="text/event-stream")
-        [completions] = await turns.run(backend.chat, [messages], params)
+        if self.batched and params.logprobs is None:
+            ids = chat_prompt_ids(self.backend.prompt_format, self.backend.tokenize, messages)
+            params = self.fitted(ids, params)
+            record = {"id": rid, "route": "/v1/chat/completions", "messages": messages, **_logged(params)}
+            if body.stream:
+                chunks = self.batched.stream(ids, params, request, record)
+                return StreamingResponse(events(chunks), media_type="text/event-stream")
+            completions = await self.batched.complete(ids, params, record)
+        else:
+            if body.stream:
+                stream = await self.turns.open_stream(lambda: self.backend.stream_chat(messages, params))
+
+                async def one_at_a_time_events():
+                    yield _sse({**head, "choices": [role]})
+                    async for line in stream.events(render, request):
+                        yield line
+
+                return StreamingResponse(one_at_a_time_events(), media_type="text/event-stream")
+            [completions] = await self.turns.run(self.backend.chat, [messages], params)
         choices = [chat_choice(i, c) for i, c in enumerate(completions)]
         return {
             "id": rid,
             "object": "chat.completion",
             "created": now,
-            "model": model_id,
+            "model": self.model_id,
             "choices": choices,
             "usage": _usage(completions),
         }
 
-    @app.post("/v1/completions")
-    async def completions(body: CompletionRequest, request: Request):
+    async def complete(self, body: CompletionRequest, request: Request):
         params = body.params(body.max_tokens, body.logprobs)
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
         if not prompts:
             raise UsageError("prompt: must not be empty.")
         rid, now = f"cmpl-{uuid.uuid4().hex}", int(time.time())
-        if body.stream:
-            if len(prompts) != 1:
-                raise UsageError("prompt: streaming takes a single prompt.")
-            stream = await turns.open_stream(lambda: backend.stream_complete(prompts[0], params))
+        if body.stream and len(prompts) != 1:
+            raise UsageError("prompt: streaming takes a single prompt.")
 
-            def render(chunk: StreamChunk) -> str:
-                choice = {"index": 0, "text": chunk.text, "logprobs": None, "finish_reason": chunk.finish_reason}
-                return _sse(
-                    {"id": rid, "object": "text_completion", "created": now, "model": model_id, "choices": [choice]}
-                )
+        def render(chunk: StreamChunk) -> str:
+            choice = {"index": 0, "text": chunk.text, "logprobs": None, "finish_reason": chunk.finish_reason}
+            return _sse(
+                {"id": rid, "object": "text_completion", "created": now, "model": self.model_id, "choices": [choice]}
+            )
 
-            return StreamingResponse(stream.events(render, request), media_type="text/event-stream")
-        results = await turns.run(backend.complete, prompts, params, body.echo)
+        if self.batched and params.logprobs is None and not body.echo:
+            ids = [self.backend.tokenize(p, add_bos=True) for p in prompts]
+            fits = [self.fitted(i, params) for i in ids]
+            records = [{"id": rid, "route": "/v1/completions", "prompt": p, **_logged(params)} for p in prompts]
+            if body.stream:
+                chunks = self.batched.stream(ids[0], fits[0], request, records[0])
+
+                async def events():
+                    async for chunk in chunks:
+                        yield render(chunk)
+                    yield "data: [DONE]\n\n"
+
+                return StreamingResponse(events(), media_type="text/event-stream")
+            results = await asyncio.gather(*(self.batched.complete(i, f, r) for i, f, r in zip(ids, fits, records)))
+        else:
+            if body.stream:
+                stream = await self.turns.open_stream(lambda: self.backend.stream_complete(prompts[0], params))
+                return StreamingResponse(stream.events(render, request), media_type="text/event-stream")
+            results = await self.turns.run(self.backend.complete, prompts, params, body.echo)
         flat = [c for completions_for_prompt in results for c in completions_for_prompt]
         choices = [completion_choice(i, c) for i, c in enumerate(flat)]
         usage = {
@@ -252,12 +287,84 @@ def create_app(
             "id": rid,
             "object": "text_completion",
             "created": now,
-            "model": model_id,
+            "model": self.model_id,
             "choices": choices,
             "usage": usage,
         }
 
+
+def create_app(
+    backend: Backend,
+    api_key: str | None = None,
+    max_queue: int = 32,
+    model_id: str | None = None,
+    parallel: int = 8,
+    request_log: Path | None = None,
+) -> FastAPI:
+    """The OpenAI-compatible app for one served model: its routes, over a Served (the generation routes' work), the
+    metrics and the request log."""
+    app = FastAPI(title="finch", version="1", docs_url=None, redoc_url=None)
+    model_id = model_id or backend.model_name
+    turns = OneAtATime(backend, max_queue)
+    batcher = None
+    if backend.abilities.batch_decoding:
+        batcher = ContinuousBatcher(backend.llm, parallel, backend.context_length, max_queue, backend.n_threads)
+    metrics = ServeMetrics(
+        queued=lambda: turns.waiting + (batcher.queued if batcher else 0),
+        active=lambda: int(turns.lock.locked()) + (batcher.active if batcher else 0),
+    )
+    log = RequestLog(request_log) if request_log else None
+    batched = BatchedGeneration(batcher, metrics, log) if batcher else None
+    created = int(time.time())
+    app.router.on_shutdown.append(lambda: _close(batcher, log))
+
+    guard(app, api_key, metrics)
+
+    served = Served(backend, model_id, turns, batched)
+
+    @app.get("/health")
+    async def health():
+        return {
+            "status": "ok",
+            "model": model_id,
+            "backend": backend.name,
+            "generating": turns.lock.locked() or bool(batcher and batcher.active),
+            "queued": turns.waiting + (batcher.queued if batcher else 0),
+            "slots": batcher.slots if batcher else 1,
+        }
+
+    @app.get("/metrics")
+    async def metrics_text():
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.get("/v1/models")
+    async def models():
+        return {
+            "object": "list",
+            "data": [{"id": model_id, "object": "model", "created": created, "owned_by": "finch"}],
+        }
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(body: ChatCompletionRequest, request: Request):
+        return await served.chat(body, request)
+
+    @app.post("/v1/completions")
+    async def completions(body: CompletionRequest, request: Request):
+        return await served.complete(body, request)
+
     return app
+
+
+def _logged(params) -> dict:
+    """What the request log keeps of a request's settings."""
+    return {"params": params.model_dump(include={"n", "temperature", "top_p", "max_tokens", "stop", "seed"})}
+
+
+def _close(batcher: ContinuousBatcher | None, log: RequestLog | None) -> None:
+    if batcher is not None:
+        batcher.close()
+    if log is not None:
+        log.close()
 
 
 def chat_choice(index: int, c: Completion) -> dict:

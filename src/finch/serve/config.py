@@ -20,7 +20,19 @@ class ServeConfig(BaseModel):
     )
     api_key: str | None = Field(None, description="Require 'Authorization: Bearer KEY' on /v1 (or set FINCH_API_KEY).")
     ctx: int = Field(4096, ge=16, description="Context length in tokens.")
-    max_queue: int = Field(32, ge=1, description="Requests that may wait; more get HTTP 429.")
+    parallel: int = Field(
+        8,
+        ge=1,
+        le=64,
+        description="llama-cpp: requests decoded together, each in a slot of ctx tokens (more slots "
+        "cost KV-cache memory); 1 answers one at a time.",
+    )
+    max_queue: int = Field(32, ge=1, description="Requests that may wait for a slot; more get HTTP 429.")
+    log_requests: Path | None = Field(
+        None,
+        description="Append every request (prompt, answer, timings; never the API key) to this JSONL file, "
+        "rotated at 50 MB.",
+    )
     logprobs: bool = Field(
         False,
         description="llama-cpp: keep logits for every token so requests may ask for logprobs (lm-eval scoring needs "
