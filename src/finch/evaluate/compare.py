@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from finch.errors import UsageError
+from finch.plotting import pyplot, save_figure
 
 PRIMARY = {
     "metrics": "rouge_l",
@@ -112,18 +113,11 @@ def compare(items: list[str], benchmark: str, output: Path, models_dir: Path, **
 
 
 def _plot_steps(path: Path, benchmark: str, metric: str, points: list[tuple[int, float, float]]) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.4))
+    fig, ax = pyplot().subplots(figsize=(5, 3.4))
     xs, means, errors = zip(*points)
     ax.errorbar(xs, [float("nan") if m is None else m for m in means], yerr=errors, marker="o", capsize=4)
     ax.set_xlabel("training steps")
     ax.set_ylabel(metric)
     ax.set_title(f"finch evaluate compare: {benchmark} (mean ± 95% CI)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

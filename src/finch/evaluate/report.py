@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from finch.fileio import atomic_write_json, atomic_write_text
+from finch.plotting import pyplot, save_figure
 
 
 def mean_ci(values: list[float]) -> tuple[float, float]:
@@ -56,11 +57,7 @@ def _fmt(value) -> str:
 
 def _plot(path: Path, benchmark: str, results: dict[str, dict[str, float]], per_sample) -> Path | None:
     """Bars of every scored metric; None when nothing is scored yet (a human-grading sheet before its grades)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     metrics = sorted({m for scores in results.values() for m in scores if isinstance(scores[m], float)})
     if not metrics:
         return None
@@ -79,20 +76,14 @@ def _plot(path: Path, benchmark: str, results: dict[str, dict[str, float]], per_
         ax.tick_params(axis="x", rotation=20)
     fig.suptitle(f"finch evaluate: {benchmark}" + (" (bars: mean ± 95% CI)" if per_sample else ""))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_per_prompt(
     path: Path, title: str, per_prompt: dict[str, dict[str, float]], metric: str, group: str = "prompt"
 ) -> Path:
     """Grouped bars: one group per prompt (or leaf), one bar per model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     prompts = sorted({p for scores in per_prompt.values() for p in scores}, key=lambda p: (len(p), p))
     labels = list(per_prompt)
     width = 0.8 / max(1, len(labels))
@@ -107,6 +98,4 @@ def plot_per_prompt(
     ax.legend(fontsize="small")
     ax.set_title(f"finch evaluate: {title}, per {group}")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

@@ -1,7 +1,8 @@
 """Heatmaps of answer tokens (rows) over prompt tokens (columns), with the tokens as labels.
 
 Most heads park much of their weight on the first token (an attention sink, usually <bos>), which would paint
-every other cell white; the colour scale ignores column 0 when it holds the sink, and each plot says so.
+every other cell white; the colour scale ignores column 0 when it holds the sink, and each plot says so. Figures
+use constrained layout, so saving them takes one drawing pass (no "tight" bounding-box pass).
 """
 
 from __future__ import annotations
@@ -10,23 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    plt = _pyplot()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)  # the figures are laid out "constrained": no second, "tight" drawing pass
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+from finch.plotting import pyplot, save_figure
 
 
 def label(token: str) -> str:
@@ -77,19 +62,19 @@ def plot_map(
     path: Path, matrix, prompt_tokens, answer_tokens, title: str, sink: bool, signed: bool, per_row: bool = False
 ) -> Path:
     """per_row: each row scaled to its largest |value|, so a token with small gradients still shows its pattern."""
-    plt = _pyplot()
+    plt = pyplot()
     if per_row:
         matrix = matrix / np.maximum(np.abs(matrix).max(-1, keepdims=True), 1e-30)
         title += " (each row scaled to its largest |value|)"
     fig, ax = plt.subplots(figsize=_size(len(prompt_tokens), len(answer_tokens)), layout="constrained")
     image = _heatmap(ax, matrix, prompt_tokens, answer_tokens, title, sink, signed)
     fig.colorbar(image, ax=ax, fraction=0.02, pad=0.01)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_layer(path: Path, layer: int, heads: np.ndarray, prompt_tokens, answer_tokens, sink: bool) -> Path:
     """One layer: a heatmap per head, stacked."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(
         len(heads),
         1,
@@ -102,12 +87,12 @@ def plot_layer(path: Path, layer: int, heads: np.ndarray, prompt_tokens, answer_
         title = f"layer {layer} head {head}{note}"
         last = head == len(heads) - 1  # the heads share the prompt axis: its labels once, under the last
         _heatmap(ax, heads[head], prompt_tokens, answer_tokens, title, sink, False, x_labels=last)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_layers_overview(path: Path, attention: np.ndarray, sink: bool) -> Path:
     """Every layer's head-mean map, small, to find the layers worth a closer look."""
-    plt = _pyplot()
+    plt = pyplot()
     layers = attention.shape[0]
     cols = min(layers, 6)
     rows = -(-layers // cols)
@@ -117,14 +102,14 @@ def plot_layers_overview(path: Path, attention: np.ndarray, sink: bool) -> Path:
     for layer, ax in enumerate(axes.flat[:layers]):
         _heatmap(ax, attention[layer].mean(0), [], [], f"layer {layer}", sink, False, ticks=False)
     fig.suptitle("head-mean attention of the answer (rows) over the prompt (columns), per layer", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_comparison(
     path: Path, panels: list[tuple[str, np.ndarray, bool]], prompt_tokens, answer_tokens, sink: bool
 ) -> Path:
     """Maps of the model and the base on the same answer, and their difference, one under the other."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(
         len(panels),
         1,
@@ -135,4 +120,4 @@ def plot_comparison(
     for (title, matrix, signed), ax in zip(panels, axes[:, 0]):
         image = _heatmap(ax, matrix, prompt_tokens, answer_tokens, title, sink, signed)
         fig.colorbar(image, ax=ax, fraction=0.02, pad=0.01)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -9,6 +9,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from finch.plotting import pyplot, save_figure
+
 LENGTH_BINS = (64, 128, 256, 512, 1024, 2048, 4096, 8192)  # upper bounds; a last bin holds the longer rows
 
 
@@ -41,12 +43,7 @@ def length_summary(lengths: list[tuple[int, int]], model_ref: str, max_seq_len: 
 
 
 def plot_lengths(lengths: list[tuple[int, int]], summary: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    fig, ax = pyplot().subplots(figsize=(7, 4), dpi=100)
     ax.hist([total for total, _ in lengths], bins=40, color="tab:blue", alpha=0.8, label="rows")
     ax.axvline(summary["max_seq_len"], color="tab:red", linestyle="--", label=f"max_seq_len {summary['max_seq_len']}")
     ax.set_xlabel(f"tokens per row ({summary['model']})")
@@ -54,7 +51,4 @@ def plot_lengths(lengths: list[tuple[int, int]], summary: dict[str, Any], path: 
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from finch.errors import SettingError, UsageError
 from finch.fileio import atomic_write_text
+from finch.plotting import pyplot, save_figure
 from finch.stage_config import setting_error
 from finch.train.config import TrainConfig, load_train_config
 from finch.train.data import data_files
@@ -300,10 +301,6 @@ def write_outputs(study, folder: Path) -> HparamsResult:
 
 def write_plots(study, folder: Path) -> list[Path]:
     """Optimisation history, and parameter importances once there are enough finished trials to rank them."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import optuna
     from optuna.visualization import matplotlib as optuna_plots
 
@@ -311,6 +308,7 @@ def write_plots(study, folder: Path) -> list[Path]:
     drawings = [("history.png", optuna_plots.plot_optimization_history)]
     if len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) >= 3:
         drawings.append(("importances.png", optuna_plots.plot_param_importances))
+    pyplot()  # the Agg backend before optuna draws
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         for name, draw in drawings:
@@ -321,9 +319,5 @@ def write_plots(study, folder: Path) -> list[Path]:
             figure = axes.get_figure()
             figure.set_size_inches(8, 4.5)
             figure.tight_layout()
-            tmp = folder / f".{name}.tmp.png"
-            figure.savefig(tmp, dpi=100)
-            plt.close(figure)
-            tmp.replace(folder / name)
-            written.append(folder / name)
+            written.append(save_figure(figure, folder / name))
     return written

@@ -6,31 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    plt = _pyplot()
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+from finch.plotting import pyplot, save_figure
 
 
 def plot_per_prompt_vs_steps(
     path: Path, per_prompt: dict[str, dict[str, float]], step_of: dict[str, int], score: str
 ) -> Path:
     """One line per prompt: its score (mean over samples and graders) at each step, the base at step 0."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     models = sorted(per_prompt, key=lambda label: step_of[label])
     prompts = sorted({p for scores in per_prompt.values() for p in scores}, key=lambda p: (len(p), p))
@@ -43,12 +26,13 @@ def plot_per_prompt_vs_steps(
     ax.set_title("score per prompt across iterations")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", ncol=2)
-    return _save(fig, path)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_mean_vs_steps(path: Path, table: list[dict], score: str, log: list[dict]) -> Path:
     """The mean score with its 95% CI per iteration; the training and eval loss on a second axis."""
-    plt = _pyplot()
+    plt = pyplot()
     ci = "grade_ci" if score == "mean_grade" else "key_fact_ci"
     rows = [row for row in table if row[score] is not None]
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -75,7 +59,8 @@ def plot_mean_vs_steps(path: Path, table: list[dict], score: str, log: list[dict
     ax.legend(handles, [h.get_label() for h in handles], fontsize="small", loc="best")
     ax.set_title("mean score per iteration, with the losses")
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_prompts_side_by_side(path: Path, per_prompt: dict[str, dict[str, float]], score: str) -> Path:

@@ -10,6 +10,7 @@ import yaml
 
 from finch import __version__
 from finch.fileio import atomic_write_text
+from finch.plotting import pyplot, save_figure
 from finch.train.config import TrainConfig
 
 
@@ -70,12 +71,7 @@ def resolved_config(run_dir: Path) -> TrainConfig:
 
 
 def plot_loss(log: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    fig, ax = pyplot().subplots(figsize=(7, 4), dpi=100)
     ax.plot([r["step"] for r in log], [r["loss"] for r in log], label="train loss", linewidth=1)
     evals = [r for r in log if "eval_loss" in r]
     if evals:
@@ -85,7 +81,4 @@ def plot_loss(log: list[dict], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
