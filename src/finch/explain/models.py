@@ -8,7 +8,7 @@ its adapter over the full-precision base, so an NF4 run is explained on dequanti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from finch.inference.base import chat_prompt_ids
@@ -22,6 +22,7 @@ class ExplainedModel:
     prompt_format: object
     eos_ids: set[int]
     gguf: Path | None  # the quantised file this model comes from, if any
+    _llama: object = field(default=None, repr=False)  # that file in llama.cpp, once an answer needed it
 
     def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
         return chat_prompt_ids(self.prompt_format, self._tokenize, messages)
@@ -52,19 +53,21 @@ class ExplainedModel:
         return torch.log_softmax(logits.float(), -1)
 
     def gguf_greedy(self, ids: list[int], max_tokens: int) -> list[int]:
-        """The quantised model's own greedy answer to the same prompt ids, through llama.cpp."""
+        """The quantised model's own greedy answer to the same prompt ids, through llama.cpp (loaded once)."""
         from finch.inference.llama_cpp_backend import LlamaCppBackend
 
-        backend = LlamaCppBackend(self.gguf, n_ctx=len(ids) + max_tokens + 8, n_threads=None)
-        try:
-            answer = []
-            for token in backend.llm.generate(ids, temp=0.0, top_k=1, top_p=1.0, repeat_penalty=1.0, reset=True):
-                if token in self.eos_ids or len(answer) == max_tokens:
-                    break
-                answer.append(token)
-            return answer
-        finally:
-            backend.close()
+        needed = len(ids) + max_tokens + 8
+        if self._llama is None or self._llama.context_length < needed:
+            if self._llama is not None:
+                self._llama.close()
+            self._llama = LlamaCppBackend(self.gguf, n_ctx=max(needed, 2048))
+        llm = self._llama.llm
+        answer = []
+        for token in llm.generate(ids, temp=0.0, top_k=1, top_p=1.0, repeat_penalty=1.0, reset=True):
+            if token in self.eos_ids or len(answer) == max_tokens:
+                break
+            answer.append(token)
+        return answer
 
 
 def _until_eos(tokens: list[int], eos_ids: set[int]) -> list[int]:
