@@ -46,7 +46,13 @@ def serve(
     from finch.serve.app import create_app
 
     loaded = load_backend(
-        ref, settings.path("models_dir"), backend=backend, adapter=adapter, ctx=ctx, logits_all=logprobs
+        ref,
+        settings.path("models_dir"),
+        backend=backend,
+        adapter=adapter,
+        ctx=ctx,
+        logits_all=logprobs,
+        batch_invariant=config.batch_invariant,
     )
     app = create_app(
         loaded, api_key=api_key, max_queue=max_queue, parallel=config.parallel, request_log=config.log_requests

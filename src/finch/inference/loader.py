@@ -25,6 +25,7 @@ def load_backend(
     model_name: str | None = None,
     logits_all: bool = False,
     dtype: str | None = None,
+    batch_invariant: bool = False,
 ) -> Backend:
     from finch.models.prepare import ensure_builtin_gguf, prepare_model
     from finch.models.resolve import resolve_model
@@ -59,7 +60,7 @@ def load_backend(
         from finch.inference.llama_cpp_backend import LlamaCppBackend
 
         gguf = ensure_builtin_gguf(model.name, model.gguf) if model.kind == "builtin" else model.gguf
-        return LlamaCppBackend(gguf, n_ctx=ctx, logits_all=logits_all)
+        return LlamaCppBackend(gguf, n_ctx=ctx, logits_all=logits_all, batch_invariant=batch_invariant)
     from finch.inference.transformers_backend import TransformersBackend
 
     return TransformersBackend(prepare_model(model), adapter=adapter, dtype=dtype)

@@ -83,7 +83,9 @@ class BatchedGeneration:
         try:
             for i in range(params.n):
                 seed = None if params.seed is None else params.seed + i
-                tickets.append(self.batcher.submit(ids, params.model_copy(update={"seed": seed, "n": 1})))
+                tickets.append(
+                    self.batcher.submit(ids, params.model_copy(update={"seed": seed, "n": 1}), streamed=False)
+                )
         except Busy:
             for ticket in tickets:
                 self.batcher.cancel(ticket)
