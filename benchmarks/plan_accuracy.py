@@ -36,6 +36,21 @@ CONFIGS = {
         "gradient_checkpointing": True,
         "batch_size": 8,
     },
+    "full, in the backward pass, batch 1": {
+        "method": "full",
+        "max_seq_len": 512,
+        "lr": 1e-5,
+        "batch_size": 1,
+        "optimizer_in_backward": True,
+    },
+    "full, 8-bit AdamW, batch 1": {
+        "method": "full",
+        "max_seq_len": 512,
+        "lr": 1e-5,
+        "batch_size": 1,
+        "optimizer": "adamw8bit",
+        "optimizer_in_backward": True,
+    },
 }
 
 

@@ -63,6 +63,34 @@ def test_torchtune_llama_3_1_8b_single_gpu_figures(tmp_path):
     assert gib(shape, method="qlora", lora_targets=targets, **theirs) == pytest.approx(7.4, rel=0.2)
 
 
+def test_torchtune_full_fine_tune_with_paged_8bit_adamw_stepped_in_the_backward_pass(tmp_path):
+    """torchtune's full single-device recipe for Llama 3.1 8B: bf16 weights, bitsandbytes' PagedAdamW8bit stepped
+    inside the backward pass, batch 2, 2048 tokens, activation checkpointing: 18.9 GiB. Its paged state is not in
+    the GPU total (it moves to CPU memory when the GPU runs short); plain AdamW would need six times as much."""
+    shape = shape_of(tmp_path, LLAMA_3_8B)
+    theirs = {"batch_size": 2, "max_seq_len": 2048, "gradient_checkpointing": True, "method": "full"}
+    config = TrainConfig(data=None, optimizer="paged_adamw8bit", optimizer_in_backward=True, **theirs)
+    plan = plan_memory(shape, config, Hardware("cuda"), "bfloat16")
+    assert plan.total_gb == pytest.approx(18.9, rel=0.2)
+    assert plan.parts["gradients"] < 1.1  # one weight's gradient alive (the 1 GiB embedding), not 15 GiB
+    assert plan.paged_gb == pytest.approx(8.03e9 * 2 / GB, rel=0.05)  # two 1-byte moments a weight
+    assert gib(shape, **theirs) > 6 * plan.total_gb
+
+
+def test_advice_for_a_full_fine_tune_that_does_not_fit_names_the_optimisers(tmp_path):
+    from finch.plan.train_plan import advise
+
+    shape = shape_of(tmp_path, LLAMA_3_8B)
+    config = TrainConfig(data=None, method="full", batch_size=2, max_seq_len=2048, gradient_checkpointing=True)
+    advice = {a.change: a for a in advise(shape, config, Hardware("cuda", available_gb=24), "bfloat16")}
+    assert advice["--optimizer paged_adamw8bit"].total_gb < gib(shape, **config.model_dump(exclude={"data"}))
+    assert advice["--optimizer-in-backward"].total_gb < gib(shape, **config.model_dump(exclude={"data"}))
+    accumulating = config.model_copy(update={"grad_accum": 2})
+    assert "--optimizer-in-backward" not in {
+        a.change for a in advise(shape, accumulating, Hardware("cuda"), "bfloat16")
+    }
+
+
 def test_plan_train_shows_the_parts_and_the_lora_table(finch_home, tmp_path, tiny_gemma3_dir):
     data = write_dataset(tmp_path / "data")
     result = run_finch("plan", "train", "--model", str(tiny_gemma3_dir), "--data", str(data), "--max-seq-len", "128")

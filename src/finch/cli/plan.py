@@ -65,6 +65,8 @@ def show_plan(plan: TrainPlan) -> None:
     available = f"{hw.available_gb:.1f} GB available" if hw.available_gb is not None else "available unknown"
     verdict = {True: "[green]fits[/]", False: "[red]does not fit[/]", None: ""}[plan.fits]
     table.add_row("[bold]total", f"[bold]{plan.memory.total_gb:.2f}")
+    if plan.memory.paged_gb:
+        table.add_row("paged optimiser state (GPU or CPU memory)", f"{plan.memory.paged_gb:.2f}")
     out.print(table)
     out.print(f"{available}: {verdict}")
     for note in plan.memory.notes:

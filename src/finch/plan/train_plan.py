@@ -24,7 +24,7 @@ from finch.plan.estimate import (
     plan_time,
 )
 from finch.plan.shape import ModelShape, read_shape
-from finch.train.config import TrainConfig
+from finch.train.config import TrainConfig, optimizer_name
 
 MEMORY_ENV = "FINCH_MAX_MEMORY_GB"  # the memory finch may plan with, per device, when it should use less than is free
 
@@ -140,7 +140,13 @@ def plan_train(
     hardware = detect_hardware(plan, gpus, dtype, probe_cache)
     memory = plan_memory(shape, config, hardware, dtype)
     tokens, context, source = run_tokens(config, hf_dir)
-    time_plan = plan_time(shape, config, hardware, tokens, context)
+    steps = config.max_steps or max(1, round(tokens / (context * config.batch_size * config.grad_accum * gpus)))
+    optimizer_ns = None
+    if hardware.device == "cpu" and probe_cache is not None and plan.device == "auto":
+        from finch.plan.probe import optimizer_ns_per_weight
+
+        optimizer_ns = optimizer_ns_per_weight(optimizer_name(config), dtype, probe_cache)
+    time_plan = plan_time(shape, config, hardware, tokens, context, steps, optimizer_ns)
     time_plan.source = f"{source}; throughput: {time_plan.source}"
     cost = None
     if plan.price_per_hour is not None and time_plan.seconds is not None:
@@ -157,7 +163,9 @@ def advise(shape: ModelShape, config: TrainConfig, hardware: Hardware, dtype: st
     changes: list[tuple[str, dict]] = []
     if not config.gradient_checkpointing:
         changes.append(("--gradient-checkpointing", {"gradient_checkpointing": True}))
-    if hardware.device == "cpu":
+    if config.optimizer_in_backward:
+        pass  # one forward pass of one micro-batch a step: neither forward tokens nor accumulation can change
+    elif hardware.device == "cpu":
         if (config.forward_tokens or 512) > 128:
             half = (config.forward_tokens or 512) // 2
             changes.append((f"--forward-tokens {half}", {"forward_tokens": half}))
@@ -168,6 +176,12 @@ def advise(shape: ModelShape, config: TrainConfig, hardware: Hardware, dtype: st
     if config.max_seq_len > 256:
         changes.append((f"--max-seq-len {config.max_seq_len // 2}", {"max_seq_len": config.max_seq_len // 2}))
     if config.method == "full":
+        if not optimizer_name(config).endswith("8bit"):
+            eight_bit = "paged_adamw8bit" if hardware.device == "cuda" else "adamw8bit"
+            changes.append((f"--optimizer {eight_bit}", {"optimizer": eight_bit}))
+        stepping_fits = config.grad_accum == 1 and not {"max_grad_norm", "forward_tokens"} & config.model_fields_set
+        if not config.optimizer_in_backward and stepping_fits and config.launcher != "accelerated":
+            changes.append(("--optimizer-in-backward", {"optimizer_in_backward": True}))
         changes.append(("--method lora", {"method": "lora"}))
     if config.method == "lora" and hardware.device == "cuda":
         changes.append(("--method qlora", {"method": "qlora"}))

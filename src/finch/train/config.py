@@ -50,6 +50,18 @@ class TrainConfig(BaseModel):
     )
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of the steps the learning rate warms up over.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    optimizer: Literal["auto", "adamw", "adamw8bit", "paged_adamw", "paged_adamw8bit"] = Field(
+        "auto",
+        description="adamw (torch); adamw8bit (bitsandbytes: its two moments in 2 bytes a weight, not 8); paged_*: "
+        "bitsandbytes' state in CUDA paged memory, moved to CPU memory when the GPU runs short; auto: paged_adamw "
+        "for qlora, else adamw.",
+    )
+    optimizer_in_backward: bool = Field(
+        False,
+        description="Step each weight as soon as its gradient is complete and free that gradient, so a full "
+        "fine-tune never holds all gradients at once; each step is then one forward pass of one micro-batch, "
+        "without gradient clipping (needs grad_accum 1, one process).",
+    )
     max_grad_norm: float = Field(1.0, gt=0, description="Gradients are clipped to this norm.")
     eval_every: int = Field(0, ge=0, description="Eval loss on test.jsonl every N steps; 0: at the end only.")
     save_every: int = Field(50, ge=0, description="Checkpoint every N steps, for --resume; 0: none.")
@@ -133,7 +145,40 @@ class TrainConfig(BaseModel):
             raise ValueError("launcher 'accelerated' trains lora or full runs without --phased; use launcher single")
         if self.method == "dpo" and (self.phased or self.replay is not None):
             raise ValueError("--phased and --replay train on chat rows; DPO reads preference pairs, so drop them")
+        if self.optimizer_in_backward:
+            self._check_optimizer_in_backward()
         return self
+
+    def _check_optimizer_in_backward(self) -> None:
+        """Each weight is stepped inside the backward pass, so there is one backward per step and no global
+        gradient: every setting that needs either is a contradiction, said before anything loads."""
+        if self.method == "dpo":
+            raise ValueError("--optimizer-in-backward steps finch's own loop; DPO trains through trl: drop one")
+        if self.grad_accum != 1:
+            raise ValueError(
+                "--optimizer-in-backward steps each weight in the one backward of a step: set grad_accum 1"
+            )
+        if self.launcher == "accelerated":
+            raise ValueError(
+                "--optimizer-in-backward steps weights before gradients could be summed across processes: use "
+                "launcher single"
+            )
+        if "max_grad_norm" in self.model_fields_set:
+            raise ValueError(
+                "--optimizer-in-backward steps each weight before the global gradient norm is known, so gradients "
+                "are not clipped: drop max_grad_norm"
+            )
+        if "forward_tokens" in self.model_fields_set and self.forward_tokens is not None:
+            raise ValueError(
+                "--optimizer-in-backward runs each step as one forward pass of the micro-batch: drop forward_tokens"
+            )
+
+
+def optimizer_name(config: TrainConfig) -> str:
+    """The optimizer a run uses: the config's, and for auto, QLoRA's paged AdamW or torch's AdamW."""
+    if config.optimizer != "auto":
+        return config.optimizer
+    return "paged_adamw" if config.method == "qlora" else "adamw"
 
 
 def default_lr(parameters: int, method: str = "lora") -> float:

@@ -47,13 +47,14 @@ def training_device_and_dtype(config: TrainConfig) -> tuple[str, str]:
 
 def concrete_launcher(config: TrainConfig) -> TrainConfig:
     """The config with launcher auto made what it means on this machine: accelerated over every GPU of a machine
-    with several, for the runs that launcher trains (lora or full, not phased), else single."""
+    with several, for the runs that launcher trains (lora or full, not phased, not stepped in the backward pass), else
+    single."""
     if config.launcher != "auto":
         return config
     from finch.system import system_info
 
     several_gpus = system_info().profile.training_launcher == "accelerated"
-    if several_gpus and config.method in ("lora", "full") and not config.phased:
+    if several_gpus and config.method in ("lora", "full") and not config.phased and not config.optimizer_in_backward:
         import torch
 
         return config.model_copy(update={"launcher": "accelerated", "processes": torch.cuda.device_count()})

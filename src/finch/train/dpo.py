@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from finch.errors import FinchError, UsageError
-from finch.train.config import TrainConfig, lora_config
+from finch.train.config import TrainConfig, lora_config, optimizer_name
 from finch.train.context import RunContext
 from finch.train.data import ROLES, chat_renderer, data_files, file_hash
 from finch.train.loop import TrainResult, peak_rss_gb
@@ -173,6 +173,14 @@ def trl_callback(follower: RunFollower, run_dir: Path):
     return FollowRun()
 
 
+TRL_OPTIMIZERS = {  # finch's optimizer names as transformers' TrainingArguments.optim spells them
+    "adamw": "adamw_torch",
+    "adamw8bit": "adamw_bnb_8bit",
+    "paged_adamw": "paged_adamw_32bit",
+    "paged_adamw8bit": "paged_adamw_8bit",
+}
+
+
 def dpo_args(config: TrainConfig, run_dir: Path, dtype: str, device: str, evaluating: bool):
     """finch's settings as TRL's DPOConfig."""
     import trl
@@ -187,6 +195,7 @@ def dpo_args(config: TrainConfig, run_dir: Path, dtype: str, device: str, evalua
         lr_scheduler_type="cosine",
         warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio of the steps
         weight_decay=config.weight_decay,
+        **({"optim": TRL_OPTIMIZERS[optimizer_name(config)]} if config.optimizer != "auto" else {}),
         max_grad_norm=config.max_grad_norm,
         activation_checkpointing=config.gradient_checkpointing,
         max_length=config.max_seq_len,

@@ -19,7 +19,7 @@ from finch.errors import SettingError, UsageError
 from finch.inference.base import PromptFormat
 from finch.train.bf16_embedding import keep_embedding_in_bf16
 from finch.train.checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
-from finch.train.config import TRAIN_SETTINGS, TrainConfig, lora_config
+from finch.train.config import TRAIN_SETTINGS, TrainConfig, lora_config, optimizer_name
 from finch.train.context import RunContext
 from finch.train.data import (
     Sample,
@@ -226,12 +226,40 @@ def load_nf4_model(hf_dir: Path, config: TrainConfig):
 
 
 def make_optimizer(config: TrainConfig, params):
-    """AdamW; QLoRA's is bitsandbytes' paged AdamW, whose state moves to CPU memory when the GPU runs short."""
-    if config.method == "qlora":
-        import bitsandbytes
+    """torch's AdamW, or bitsandbytes' 8-bit and paged AdamW (paged state moves to CPU memory when the GPU runs
+    short; QLoRA's default)."""
+    name = optimizer_name(config)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    import bitsandbytes
 
-        return bitsandbytes.optim.PagedAdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    kind = {
+        "adamw8bit": bitsandbytes.optim.AdamW8bit,
+        "paged_adamw": bitsandbytes.optim.PagedAdamW,
+        "paged_adamw8bit": bitsandbytes.optim.PagedAdamW8bit,
+    }[name]
+    return kind(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+class StepInBackward:
+    """The optimiser stepped inside the backward pass (torchtune's optimizer_in_bwd): as each weight's gradient is
+    complete, its squared norm is added up (for the log), the optimiser steps that weight alone (the others have no
+    gradient at that moment) and the gradient is freed. A full fine-tune then holds one weight's gradient at a time
+    instead of all of them."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, params: list[torch.Tensor]):
+        self.optimizer, self.squared_norm = optimizer, 0.0
+        self.handles = [p.register_post_accumulate_grad_hook(self._step) for p in params]
+
+    def _step(self, param: torch.Tensor) -> None:
+        self.squared_norm = self.squared_norm + param.grad.detach().float().pow(2).sum()  # on the device: no sync
+        self.optimizer.step()
+        param.grad = None
+
+    def grad_norm(self) -> float:
+        """The step's gradient norm (never clipped), and a fresh sum for the next step."""
+        norm, self.squared_norm = float(self.squared_norm) ** 0.5, 0.0
+        return norm
 
 
 @dataclass
@@ -249,6 +277,7 @@ class Recipe:
     trainable: dict[str, torch.Tensor]
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
+    in_backward: StepInBackward | None  # the optimiser steps inside the backward pass
     samples: list[Sample]
     eval_passes: list[Batch]  # this process's share of the test split
     pad_id: int
@@ -274,6 +303,8 @@ def setup(
     for warning in data.train.warnings + (data.test.warnings if data.test else []):
         on_message(f"warning: {warning}")
     forward_tokens = config.forward_tokens or (CPU_FORWARD_TOKENS if device == "cpu" else None)
+    if config.optimizer_in_backward:
+        forward_tokens = None  # one backward per step: the weights are stepped in it
     eval_groups = epoch_groups(data.test.samples, config, 0, False) if data.test else []
     eval_passes = forward_passes(eval_groups[group.rank :: group.world], config, data.pad_id, forward_tokens)
     per_epoch = len(epoch_groups(data.train.samples, config, 0, True))
@@ -294,6 +325,7 @@ def setup(
     model.train()
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     optimizer = make_optimizer(config, list(trainable.values()))
+    in_backward = StepInBackward(optimizer, list(trainable.values())) if config.optimizer_in_backward else None
     warmup = warmup_steps(config, total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(warmup, total_steps))
     return Recipe(
@@ -307,6 +339,7 @@ def setup(
         trainable=trainable,
         optimizer=optimizer,
         scheduler=scheduler,
+        in_backward=in_backward,
         samples=data.train.samples,
         eval_passes=eval_passes,
         pad_id=data.pad_id,
@@ -348,7 +381,7 @@ class StepResult:
 
 def train_step(recipe: Recipe, micro_batches: list[list[Sample]], parts) -> StepResult:
     """One optimiser step over `micro_batches`: this process's share forward and backward, gradients summed
-    across processes, clipped, applied."""
+    across processes, clipped, applied (or, with the optimiser in the backward pass, applied as they came)."""
     config, group = recipe.config, recipe.group
     decoder, head_weight, softcap = parts
     passes = [
@@ -362,12 +395,15 @@ def train_step(recipe: Recipe, micro_batches: list[list[Sample]], parts) -> Step
         loss_sum, _ = batch_loss_sum(decoder, head_weight, softcap, batch, recipe.device, config.loss_chunk_tokens)
         (loss_sum / step_labels).backward()
         loss += loss_sum.item() / step_labels
-    group.sum_gradients(recipe.trainable.values())
-    grad_norm = float(torch.nn.utils.clip_grad_norm_(recipe.trainable.values(), config.max_grad_norm))
     lr = recipe.scheduler.get_last_lr()[0]
-    recipe.optimizer.step()
+    if recipe.in_backward is not None:  # stepped already, weight by weight, and not clipped
+        grad_norm = recipe.in_backward.grad_norm()
+    else:
+        group.sum_gradients(recipe.trainable.values())
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(recipe.trainable.values(), config.max_grad_norm))
+        recipe.optimizer.step()
+        recipe.optimizer.zero_grad(set_to_none=True)
     recipe.scheduler.step()
-    recipe.optimizer.zero_grad(set_to_none=True)
     return StepResult(group.sum(loss), grad_norm, lr, sum(batch.n_tokens for share in passes for batch in share))
 
 
