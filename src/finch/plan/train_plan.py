@@ -179,7 +179,7 @@ def advise(shape: ModelShape, config: TrainConfig, hardware: Hardware, dtype: st
         if not optimizer_name(config).endswith("8bit"):
             eight_bit = "paged_adamw8bit" if hardware.device == "cuda" else "adamw8bit"
             changes.append((f"--optimizer {eight_bit}", {"optimizer": eight_bit}))
-        stepping_fits = config.grad_accum == 1 and not {"max_grad_norm", "forward_tokens"} & config.model_fields_set
+        stepping_fits = config.grad_accum == 1 and config.max_grad_norm is None and config.forward_tokens is None
         if not config.optimizer_in_backward and stepping_fits and config.launcher != "accelerated":
             changes.append(("--optimizer-in-backward", {"optimizer_in_backward": True}))
         changes.append(("--method lora", {"method": "lora"}))
@@ -217,5 +217,5 @@ class PlanTrainSettings(TrainConfig, PlanConfig):
 
     def split(self) -> tuple[TrainConfig, PlanConfig]:
         values = self.model_dump()
-        train = TrainConfig.model_validate({k: values[k] for k in TrainConfig.model_fields})
+        train = TrainConfig.model_validate({k: values[k] for k in TrainConfig.model_fields})  # validated already
         return train, PlanConfig.model_validate({k: values[k] for k in PlanConfig.model_fields})

@@ -62,7 +62,11 @@ class TrainConfig(BaseModel):
         "fine-tune never holds all gradients at once; each step is then one forward pass of one micro-batch, "
         "without gradient clipping (needs grad_accum 1, one process).",
     )
-    max_grad_norm: float = Field(1.0, gt=0, description="Gradients are clipped to this norm.")
+    max_grad_norm: float | None = Field(
+        None,
+        gt=0,
+        description="Gradients are clipped to this norm; none: 1.0 (no clipping with optimizer_in_backward).",
+    )
     eval_every: int = Field(0, ge=0, description="Eval loss on test.jsonl every N steps; 0: at the end only.")
     save_every: int = Field(50, ge=0, description="Checkpoint every N steps, for --resume; 0: none.")
     checkpoint_steps: list[int] = Field(
@@ -163,15 +167,18 @@ class TrainConfig(BaseModel):
                 "--optimizer-in-backward steps weights before gradients could be summed across processes: use "
                 "launcher single"
             )
-        if "max_grad_norm" in self.model_fields_set:
+        if self.max_grad_norm is not None:
             raise ValueError(
                 "--optimizer-in-backward steps each weight before the global gradient norm is known, so gradients "
                 "are not clipped: drop max_grad_norm"
             )
-        if "forward_tokens" in self.model_fields_set and self.forward_tokens is not None:
+        if self.forward_tokens is not None:
             raise ValueError(
                 "--optimizer-in-backward runs each step as one forward pass of the micro-batch: drop forward_tokens"
             )
+
+
+DEFAULT_MAX_GRAD_NORM = 1.0
 
 
 def optimizer_name(config: TrainConfig) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from finch.errors import FinchError, UsageError
-from finch.train.config import TrainConfig, lora_config, optimizer_name
+from finch.train.config import DEFAULT_MAX_GRAD_NORM, TrainConfig, lora_config, optimizer_name
 from finch.train.context import RunContext
 from finch.train.data import ROLES, chat_renderer, data_files, file_hash
 from finch.train.loop import TrainResult, peak_rss_gb
@@ -196,7 +196,7 @@ def dpo_args(config: TrainConfig, run_dir: Path, dtype: str, device: str, evalua
         warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio of the steps
         weight_decay=config.weight_decay,
         **({"optim": TRL_OPTIMIZERS[optimizer_name(config)]} if config.optimizer != "auto" else {}),
-        max_grad_norm=config.max_grad_norm,
+        max_grad_norm=config.max_grad_norm or DEFAULT_MAX_GRAD_NORM,
         activation_checkpointing=config.gradient_checkpointing,
         max_length=config.max_seq_len,
         beta=config.dpo_beta,

@@ -19,7 +19,7 @@ from finch.errors import SettingError, UsageError
 from finch.inference.base import PromptFormat
 from finch.train.bf16_embedding import keep_embedding_in_bf16
 from finch.train.checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
-from finch.train.config import TRAIN_SETTINGS, TrainConfig, lora_config, optimizer_name
+from finch.train.config import DEFAULT_MAX_GRAD_NORM, TRAIN_SETTINGS, TrainConfig, lora_config, optimizer_name
 from finch.train.context import RunContext
 from finch.train.data import (
     Sample,
@@ -400,7 +400,8 @@ def train_step(recipe: Recipe, micro_batches: list[list[Sample]], parts) -> Step
         grad_norm = recipe.in_backward.grad_norm()
     else:
         group.sum_gradients(recipe.trainable.values())
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(recipe.trainable.values(), config.max_grad_norm))
+        clip = config.max_grad_norm or DEFAULT_MAX_GRAD_NORM
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(recipe.trainable.values(), clip))
         recipe.optimizer.step()
         recipe.optimizer.zero_grad(set_to_none=True)
     recipe.scheduler.step()
