@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from finch.errors import FinchError, UsageError
+from finch.sdg.generate import MCQ_TRIES
 from finch.taxonomy import check_taxonomy, sample_taxonomy_dir
 from finch.taxonomy.seed_rows import seed_rows, split_seed_rows
 from tests.sdg.helpers import (
@@ -147,15 +148,26 @@ def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teac
     recipe = yaml.safe_load((out / "recipe.yaml").read_text())
     assert [p["name"] for p in recipe["phases"]] == ["knowledge", "skills"]
     assert json.loads((out / "report.json").read_text()) == report
-    # an mcq call that read as nothing, or whose key the teacher did not confirm, was asked once more, as a call of
-    # its own; the report counts both
+    # an mcq call that read as nothing, or whose key the teacher did not confirm, was asked again, as a call of its
+    # own (chunk.again, chunk.again.again, ...), until a confirmed question or MCQ_TRIES; the report counts them all
     [mcq_records] = [records for name, records in journals(out).items() if name.endswith("-mcq.jsonl")]
     [verdicts] = [records for name, records in journals(out).items() if name.endswith("-mcq-confirm.jsonl")]
-    retried = sorted(r["call"].removesuffix(".again") for r in mcq_records if r["call"].endswith(".again"))
-    unread = [r["call"] for r in mcq_records if "mcq" not in r and not r["call"].endswith(".again")]
-    doubted = [r["call"] for r in verdicts if not r["confirmed"] and not r["call"].endswith(".again")]
-    assert unread and doubted and retried == sorted(unread + doubted)
-    assert stage(report, "knowledge", "mcq")["retries"] == len(retried)
+    by_call, confirmed = {r["call"]: r for r in mcq_records}, {r["call"]: r["confirmed"] for r in verdicts}
+    assert len(by_call) == len(mcq_records)  # no call asked twice
+
+    def failed(call: str) -> bool:
+        return "mcq" not in by_call[call] or not confirmed[call]
+
+    chains = []
+    for chunk in [c for c in by_call if not c.endswith(".again")]:
+        chain = [chunk]
+        while chain[-1] + ".again" in by_call:
+            chain.append(chain[-1] + ".again")
+        assert all(failed(call) for call in chain[:-1])  # asked again only after a miss
+        assert not failed(chain[-1]) or len(chain) == MCQ_TRIES  # until a confirmed question, or the last try
+        chains.append(chain)
+    assert any(len(chain) > 2 for chain in chains)  # a retry's miss was asked again too
+    assert stage(report, "knowledge", "mcq")["retries"] == sum(len(chain) - 1 for chain in chains)
     assert stage(report, "knowledge", "mcq")["generated"] == len(mcq_records)
     # a rejected answer is kept in the journal, so an empty leaf can be explained; the confirmations keep the letter
     confirm = {name: records for name, records in journals(out).items() if name.endswith("-confirm.jsonl")}

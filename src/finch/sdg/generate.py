@@ -36,6 +36,9 @@ WORK = ".work"
 FOCUS_TOKENS = 120  # a knowledge passage asked about in one call: a paragraph, a few sentences or list lines
 RAW_KEPT = 2000  # characters of a rejected answer kept in the journal
 AGAIN = ".again"  # a retry's call id: the call's, with this after it
+# a chunk's multiple-choice question, asked until the teacher confirms its key: on the sample manual two of eight
+# chunks had none after two tries
+MCQ_TRIES = 4
 
 
 @dataclass
@@ -466,11 +469,14 @@ def shuffled(question: dict, seed: int) -> dict:
 
 def retry_of(block: Block, call: Call, record: dict[str, Any], unconfirmed: bool = False) -> Call | None:
     """A generating call whose answer read as nothing (or, `unconfirmed`, a multiple-choice question whose key the
-    teacher did not confirm), asked once more with a seed of its own: a small teacher's sample is sometimes off
-    format or wrong, and under --limit-per-leaf one call can be all a leaf has. A retry is a call of its own in the
-    journal (`<id>.again`), so a rerun neither repeats nor loses one, and the report counts both."""
+    teacher did not confirm), asked again with a seed of its own: a small teacher's sample is sometimes off format or
+    wrong, and under --limit-per-leaf one call can be all a leaf has. A retry is a call of its own in the journal
+    (`<id>.again`, then `<id>.again.again`), so a rerun neither repeats nor loses one, and the report counts them
+    all. A generating call is asked twice at most; a chunk's question up to MCQ_TRIES times, since a chunk without
+    one is missing from the knowledge benchmark."""
     produced = record["items"] or record.get("mcq")
-    if block.type not in ("expand", "mcq") or call.id.endswith(AGAIN) or (produced and not unconfirmed):
+    tries = MCQ_TRIES if block.type == "mcq" else 2
+    if block.type not in ("expand", "mcq") or call.id.count(AGAIN) + 1 >= tries or (produced and not unconfirmed):
         return None
     return replace(
         call, id=f"{call.id}{AGAIN}", params=call.params.model_copy(update={"seed": _seed(call.params.seed, AGAIN)})
@@ -586,13 +592,14 @@ def run_leaf(
                 retries = retry_calls(block, calls, records)
                 progress.grow(len({c.id for c in retries} - {r["call"] for r in records}))
                 run_calls(backend, retries, block, journal, workers, progress, scale)
-                if block.type == "mcq":  # every chunk should have a question whose key the teacher confirms
-                    records = read_jsonl(journal)
+                latest = calls + retries
+                while block.type == "mcq" and latest:  # every chunk should have a question whose key is confirmed
+                    records = read_jsonl(journal)  # each round asks the retries of the last (ids grow: it ends)
                     verdicts = mcq_verdicts(backend, pipeline, records, confirmations)
                     doubted = frozenset(r["call"] for r in records if "mcq" in r and not verdicts[r["call"]])
-                    retries = retry_calls(block, calls, records, doubted)
-                    progress.grow(len({c.id for c in retries} - {r["call"] for r in records}))
-                    run_calls(backend, retries, block, journal, workers, progress)
+                    latest = list({c.id: c for c in retry_calls(block, latest, records, doubted)}.values())
+                    progress.grow(len({c.id for c in latest} - {r["call"] for r in records}))
+                    run_calls(backend, latest, block, journal, workers, progress)
             finally:
                 progress.finish()
             seconds = time.monotonic() - started + sum(r.get("seconds", 0) for r in read_jsonl(journal)[:done_before])
