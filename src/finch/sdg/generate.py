@@ -607,7 +607,12 @@ def run_leaf(
         else:
             seconds = json.loads(marker.read_text())["seconds"]
         order = {c.id: i for i, c in enumerate(anchors + calls)}
-        records = sorted(read_jsonl(journal), key=lambda r: order.get(r["call"].removesuffix(AGAIN), len(order)))
+        # in the order of the calls whatever order they landed in, each retry after the try before it (.again.again
+        # after .again): a resumed run's data is then the same as an uninterrupted run's
+        records = sorted(
+            read_jsonl(journal),
+            key=lambda r: (order.get(r["call"].split(AGAIN)[0], len(order)), r["call"].count(AGAIN)),
+        )
         stages.append(stage_stats(block.name, records, seconds))
         if block.type == "mcq":  # kept: the questions whose key the teacher confirmed; unconfirmed: the others
             verdicts = mcq_verdicts(backend, pipeline, records, confirmations)
