@@ -101,12 +101,16 @@ class BatchDecoder:
         b.n_tokens += 1
 
     def _evaluate(self, ids: list[int], start: int, seq: int) -> None:
-        """Evaluate ids[start:] at their positions into `seq`; logits for the last one only."""
-        for first in range(start, len(ids), self.n_batch):
+        """Evaluate ids[start:] at their positions into `seq`; logits for the last one only. No piece is a single
+        token unless the whole is (see _place)."""
+        first = start
+        while first < len(ids):
+            size = self.n_batch - 1 if len(ids) - first == self.n_batch + 1 else self.n_batch
             self.batch.n_tokens = 0
-            for pos in range(first, min(len(ids), first + self.n_batch)):
+            for pos in range(first, min(len(ids), first + size)):
                 self._add(ids[pos], pos, seq, pos == len(ids) - 1)
             self._decode()
+            first += size
 
     def _decode(self) -> None:
         code = self.lib.llama_decode(self.ctx, self.batch)
@@ -150,22 +154,25 @@ class BatchDecoder:
         self.cached.clear()
         if len(pending) > 1:
             prefix = pending[0][1][: common_prefix([ids for _, ids, _ in list(pending)])]
-            if prefix:
+            if len(prefix) >= 2:  # never a prompt piece of one token (see _place)
                 self._evaluate(prefix, 0, self.prefix_seq)
                 self.cached[self.prefix_seq] = prefix
         active: dict[int, _Sequence] = {}
         try:
             while pending or active:
                 step: list[Event] = []
+                starting: list[tuple[int, _Sequence, int]] = []  # (slot, sequence, first position to evaluate)
                 for slot in range(self.slots):
                     while slot not in active and pending:
                         ticket, ids, params = pending.popleft()
                         if ticket in cancelled:
                             step.append(Event(ticket, "", "cancelled", 0))
                             continue
-                        active[slot] = self._start(slot, ticket, ids, params)
-                        if active[slot].finish is None:  # a finished one has its last event when it leaves
-                            step += self._news([active[slot]])
+                        active[slot], start = self._place(slot, ticket, ids, params)
+                        starting.append((slot, active[slot], start))
+                if starting:
+                    self._prefill(starting)
+                    step += self._news([seq for _, seq, _ in starting if seq.finish is None])
                 for seq in active.values():
                     if seq.finish is None and seq.ticket in cancelled:
                         seq.finish = "cancelled"
@@ -212,11 +219,17 @@ class BatchDecoder:
                 best, length = seq, n
         return best, length
 
-    def _start(self, slot: int, ticket: int, ids: list[int], params: GenerationParams):
-        """Put a request in a free slot: its prompt evaluated, less the longest prefix already in the cache (kept
-        in place or copied from another sequence), and its first token sampled."""
+    def _place(self, slot: int, ticket: int, ids: list[int], params: GenerationParams) -> tuple[_Sequence, int]:
+        """Put a request in a free slot, keeping (or copying from another sequence) the longest prefix of its prompt
+        already in the cache; returns the sequence and where the rest of its prompt starts. The slot's cache is not
+        offered to other requests until _prefill has evaluated the rest."""
         lib = self.lib
         source, start = self._reusable(ids)
+        # llama.cpp computes attention for one query per sequence with other kernels than for several, which round
+        # differently: a prompt is never evaluated in a piece of one token, so that its numbers do not depend on how
+        # much of it was in the cache (decoding is always one token a sequence, alone or beside others)
+        start = start - 1 if start and start == len(ids) - 1 else start
+        self.cached.pop(slot, None)
         if source != slot:
             lib.llama_memory_seq_rm(self.memory, slot, -1, -1)
             if start:
@@ -224,12 +237,34 @@ class BatchDecoder:
         if start and not lib.llama_memory_seq_rm(self.memory, slot, start, -1):
             lib.llama_memory_seq_rm(self.memory, slot, -1, -1)  # the cache cannot cut there: evaluate it all
             start = 0
-        self.cached[slot] = ids
         self.reused += start
-        self._evaluate(ids, start, slot)
-        seq = _Sequence(ticket, ids, params, self._sampler(params))
-        self._accept(seq, self._sample(seq, self.batch.n_tokens - 1))
-        return seq
+        return _Sequence(ticket, ids, params, self._sampler(params)), start
+
+    def _prefill(self, starting: list[tuple[int, _Sequence, int]]) -> None:
+        """Evaluate the rest of the new requests' prompts and sample each one's first token. Requests with as many
+        tokens left go in one batch when they fit: llama.cpp evaluates their equal shares side by side, each whole
+        in one piece, reading the weights once for all of them. Different lengths would be cut into pieces of
+        llama.cpp's choosing, some of one token, so they go one length after another."""
+        by_length: dict[int, list[tuple[int, _Sequence, int]]] = {}
+        for entry in starting:
+            by_length.setdefault(len(entry[1].ids) - entry[2], []).append(entry)
+        for length, group in by_length.items():
+            if len(group) > 1 and length * len(group) <= self.n_batch:
+                self.batch.n_tokens = 0
+                rows = []
+                for slot, seq, start in group:
+                    for pos in range(start, len(seq.ids)):
+                        self._add(seq.ids[pos], pos, slot, pos == len(seq.ids) - 1)
+                    rows.append(self.batch.n_tokens - 1)
+                self._decode()
+                for (slot, seq, _), row in zip(group, rows):
+                    self.cached[slot] = seq.ids
+                    self._accept(seq, self._sample(seq, row))
+                continue
+            for slot, seq, start in group:
+                self._evaluate(seq.ids, start, slot)
+                self.cached[slot] = seq.ids
+                self._accept(seq, self._sample(seq, self.batch.n_tokens - 1))
 
     def _sample(self, seq: _Sequence, i: int) -> int:
         """The next token from the logits of batch row i. Greedy is numpy's argmax (the first of equal maxima, as
