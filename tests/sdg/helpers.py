@@ -59,12 +59,6 @@ def knowledge_held_out() -> tuple[str, ...]:
     return tuple(e["user"] for leaf in sample_leaves() if leaf.name.startswith("knowledge") for e in held_out(leaf))
 
 
-def knowledge_document() -> str:
-    """The sample knowledge leaf's document, as SDG reads it."""
-    [leaf] = [leaf for leaf in sample_leaves() if leaf.name.startswith("knowledge")]
-    return "\n\n".join(document.text for document in leaf.documents)
-
-
 def generate(url: str, output: Path, pipeline: str = "full", workers: int = 4, retries: int = 0, **options):
     backend = HttpBackend(url, retries=retries)
     try:

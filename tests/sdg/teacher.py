@@ -14,8 +14,6 @@ types the filters must handle; `emitted` counts them, so tests can check every s
   short     a malformed item (too short / no answer) -> parse_error at expand
   wrong     answered "BADANSWER", judged 2           -> low_rating at the answer judge
   long      its answer runs out of tokens            -> truncated at the response step
-
-and a knowledge passage's question (`passage`) or, for every 5th, a line that is none (`passage_malformed`).
 """
 
 from __future__ import annotations
@@ -144,12 +142,6 @@ class ScriptedTeacher(ThreadingHTTPServer):
             return self._records(int(m.group(1)), seed, prompt, grounded=False, knowledge=True), "stop"
         if m := re.search(r"Write (\d+) new examples for this task", prompt):
             return self._records(int(m.group(1)), seed, prompt, grounded="Context:" in prompt), "stop"
-        if "answers as a whole" in prompt:  # a passage's question; every 5th seed, none
-            if seed % 5 == 0:
-                self._count("passage_malformed")
-                return "This part is about the excerpt.", "stop"
-            self._count("passage")
-            return f"Question: What does the excerpt say about {words(seed, 5, 4)}?", "stop"
         if "Write one question about the passage" in prompt:
             passage = prompt.split("Passage:\n", 1)[1].split("\n\nAnswer with", 1)[0]
             return f"What does the passage say about {passage.strip()}?", "stop"

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from finch.errors import FinchError, UsageError
-from finch.sdg.generate import MCQ_TRIES, recitable
+from finch.sdg.generate import MCQ_TRIES
 from finch.taxonomy import check_taxonomy, sample_taxonomy_dir
 from finch.taxonomy.seed_rows import seed_rows, split_seed_rows
 from tests.sdg.helpers import (
@@ -19,7 +19,6 @@ from tests.sdg.helpers import (
     generated_rows,
     held_out,
     journals,
-    knowledge_document,
     knowledge_held_out,
     rows,
     sample_leaves,
@@ -56,8 +55,7 @@ def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teac
 
     # each kind of bad answer is dropped at its stage, with its reason
     reasons = rejected_by_reason(report)
-    assert emitted["passage"] and emitted["passage_malformed"]
-    assert reasons["parse_error"] == emitted["short"] + emitted["mcq_malformed"] + emitted["passage_malformed"]
+    assert reasons["parse_error"] == emitted["short"] + emitted["mcq_malformed"]
     assert reasons["low_rating"] == emitted["offtopic"] + emitted["wrong"]
     assert reasons["unparseable_rating"] == emitted["garbled"]
     assert reasons["truncated"] == emitted["long"]
@@ -76,7 +74,7 @@ def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teac
     }
 
     train = generated_rows(out / "train.jsonl")
-    assert len(train) == emitted["good"] + len(server.copied) + emitted["passage"]
+    assert len(train) == emitted["good"] + len(server.copied)
     assert report["train"] == len(rows(out / "train.jsonl")) == len(train) + shown_seed_count(sample_leaves())
     assert set(server.copied) <= {r["messages"][0]["content"] for r in train}
     text = json.dumps(train)
@@ -123,22 +121,10 @@ def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teac
             assert stage_stats["generated"] == stage_stats["kept"] + sum(stage_stats["rejected"].values())
 
     # the output format the training stage reads
-    # every passage of the document is a row answered by the passage itself, word for word, unjudged
-    document = " ".join(recitable(knowledge_document()).split())
-    recited = [r for r in train if r["metadata"].get("source") == "passage"]
-    assert len(recited) == emitted["passage"]
-    for row in recited:
-        assert row["metadata"]["scores"] == {} and row["messages"][0]["content"].startswith("What does the excerpt")
-        answer = row["messages"][1]["content"]
-        assert " ".join(answer.split()) in document and "**" not in answer and "#" not in answer
-    answers = "\n".join(r["messages"][1]["content"] for r in recited)
-    assert "\n1. Hold the SYNC button" in answers  # a list keeps its lines
     for row in train:
         assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
         meta = row["metadata"]
         assert meta["pipeline"] == "full" and meta["teacher"] == "scripted-teacher"
-        if meta.get("source") == "passage":
-            continue
         expected = {"judge_faithfulness"} if meta["kind"] == "knowledge" else {"judge_instructions", "judge_responses"}
         assert set(meta["scores"]) == expected and min(meta["scores"].values()) >= 3
         assert meta["phase"] == ("knowledge" if meta["kind"] == "knowledge" else "skills")

@@ -9,11 +9,11 @@ from finch.fileio import JsonlAppender, read_jsonl
 from finch.sdg import load_pipeline
 from finch.sdg.chunking import approximate_tokens, chunk_text
 from finch.sdg.dedup import NearDuplicates
-from finch.sdg.generate import LeafPlan, conform, deduplicate, recitable
-from finch.sdg.parse import labelled_records, multiple_choice, numbered_items, passage_question, rating
+from finch.sdg.generate import LeafPlan, conform, deduplicate
+from finch.sdg.parse import labelled_records, multiple_choice, numbered_items, rating
 from finch.sdg.pipeline import load_prompt
 from finch.taxonomy import hold_out, sample_taxonomy_dir
-from tests.sdg.helpers import knowledge_document, skill_plan
+from tests.sdg.helpers import skill_plan
 
 DOC = sample_taxonomy_dir() / "knowledge" / "products" / "kestrel_vane_k230" / "kestrel_vane_k230.md"
 
@@ -204,59 +204,15 @@ def test_every_passage_of_a_knowledge_document_is_asked_about_and_each_chunk_get
     assert len(plan.sources) > 3 * len(chunks) > 3
     assert all(set(s["focus"].split()) <= set(s["chunk"].split()) for s in plan.sources)
     pipeline = load_pipeline("full")
-    [mcq, qa, _, passages] = pipeline.knowledge
+    [mcq, qa, _] = pipeline.knowledge
     asked = block_calls(pipeline, qa, plan, plan.sources, seed=1, index=1)
     assert plan.target < len(plan.sources) * qa.per_call  # a small --scale ...
     assert {call.item["id"] for call in asked} == {s["id"] for s in plan.sources}  # ... still covers every passage
     assert all(call.item["focus"] in call.messages[-1]["content"] for call in asked)
     exam = block_calls(pipeline, mcq, plan, plan.sources, seed=1, index=0)
     assert sorted(call.item["chunk"] for call in exam) == sorted(chunks)
-    # each paragraph but a bare heading, each list with the line that leads into it and each table row is asked for
-    # the one question it answers; the prompt starts as qa's does, with the chunk, so a local teacher evaluates that
-    # prefix once for both blocks
-    recited = block_calls(pipeline, passages, plan, plan.sources, seed=1, index=3)
-    focus = [call.item["focus"] for call in recited]
-    assert len(focus) == len(set(focus)) > len(chunks)  # the chunks' overlap is asked about once
-    assert all(not f.lstrip().startswith("#") and len(recitable(f).split()) >= 8 for f in focus)
-    assert any(f.startswith("To pair the console with the Mast Unit:\n") and "3 minutes" in f for f in focus)
-    assert sum(f.count("| E0") for f in focus) == 9 and all(f.count("| E0") <= 1 for f in focus)
-    document = " ".join(knowledge_document().split())
-    assert all(" ".join(line.split()) in document for f in focus for line in f.split("\n"))
-    first_qa = {call.item["chunk"]: call for call in reversed(asked)}
-    for call in recited:
-        prefix = first_qa[call.item["chunk"]].messages[-1]["content"].split('"""', 2)
-        assert call.messages[-1]["content"].startswith('"""'.join(prefix[:2]) + '"""')
     simple = load_pipeline("simple").knowledge[0]  # a quick look asks for the target and no more
     assert len(block_calls(pipeline, simple, plan, plan.sources, seed=1, index=0)) == -(-plan.target // simple.per_call)
-
-
-def test_a_passage_recited_as_an_answer_reads_as_prose_and_keeps_its_lists():
-    passage = (
-        "## 5. Pairing\n\nThe **Mast Unit** sends a reading\nevery 16 seconds.\n\nTo pair them:\n\n"
-        "1. Hold **SYNC** for\n   5 seconds.\n2. Press reset.\n- a bullet\n| a | table |"
-    )
-    assert recitable(passage) == (
-        "The Mast Unit sends a reading every 16 seconds.\n\nTo pair them:\n\n"
-        "1. Hold SYNC for 5 seconds.\n2. Press reset.\n- a bullet\n| a | table |"
-    )
-    # a table row reads as its header's names with its cells
-    row = "| Code | Meaning | What to do |\n|---|---|---|\n| E09 | Clock lost after a power cut | Set the time again |"
-    assert recitable(row) == "Code: E09; Meaning: Clock lost after a power cut; What to do: Set the time again."
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        (" How do you pair the console?\nAnswer: hold SYNC", "How do you pair the console?"),
-        ('**Question:** "What does E09 mean?" (it is a code)', "What does E09 mean?"),
-        ("Sure! Here it is:\nQuestion: Which way must the arrow point? And why?", "Which way must the arrow point?"),
-        ("This part is about pairing.", None),  # no question
-        ("Why?", None),  # too short to name what it is about
-        ("Q: " + "very " * 50 + "long?", None),
-    ],
-)
-def test_a_passage_question_is_the_first_question_the_teacher_wrote(text, expected):
-    assert passage_question(text) == expected
 
 
 def test_a_passage_dense_with_facts_is_asked_more_questions_than_a_sparse_one(tmp_path):

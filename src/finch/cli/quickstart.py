@@ -17,8 +17,7 @@ from finch.errors import FinchError
 from finch.fileio import read_jsonl
 
 # Synthetic samples asked per seed example, for the skills: 18 and 21 on the sample's two skill leaves. A knowledge leaf
-# is asked about every passage of its document whatever the scale, and recites each paragraph and table row (on the
-# sample's 1,800-word manual: 103 judged pairs and 44 recited passages).
+# is asked about every passage of its document whatever the scale (102 pairs from the sample's 1,800-word manual).
 QUICK_SCALE = 3
 
 

@@ -93,33 +93,3 @@ def _tail(units: list[tuple[str, str]], following: tuple[str, str], count: Count
                 return pieces
             pieces = candidate
     return pieces
-
-
-_TABLE_RULE = re.compile(r"^\|?\s*:?-{3,}")
-
-
-def passages(chunks: Sequence[str]) -> list[tuple[int, str]]:
-    """(chunk index, passage) for every paragraph of a document's chunks, each once: a paragraph that ends with ':'
-    goes with the one that follows (the list it introduces), a table gives one passage per row under its header
-    row, and a paragraph an earlier chunk already holds (the overlap) is left to that chunk."""
-    found: list[tuple[int, str]] = []
-    for index, chunk in enumerate(chunks):
-        earlier = [" ".join(c.split()) for c in chunks[:index]]
-        pending = ""
-        for paragraph in re.split(r"\n\s*\n", chunk.strip()):
-            paragraph = f"{pending}\n{paragraph.strip()}".strip() if pending else paragraph.strip()
-            pending = paragraph if paragraph.endswith(":") else ""
-            if pending or any(" ".join(paragraph.split()) in text for text in earlier):
-                continue
-            found += [(index, piece) for piece in _table_rows(paragraph)]
-        if pending:
-            found.append((index, pending))
-    return found
-
-
-def _table_rows(paragraph: str) -> list[str]:
-    """A markdown table as its header and rule with one row each; any other paragraph as it is."""
-    lines = paragraph.split("\n")
-    if len(lines) < 3 or not all(line.lstrip().startswith("|") for line in lines) or not _TABLE_RULE.match(lines[1]):
-        return [paragraph]
-    return [f"{lines[0]}\n{lines[1]}\n{row}" for row in lines[2:]]

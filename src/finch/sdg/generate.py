@@ -15,7 +15,7 @@ import random
 import re
 import shutil
 import time
-from collections import Counter, deque
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,7 +27,7 @@ from finch.evaluate.metrics import json_object
 from finch.fileio import JsonlAppender, atomic_write_json, read_jsonl
 from finch.inference import GenerationParams
 from finch.sdg import judge, parse
-from finch.sdg.chunking import CountTokens, chunk_pages, chunk_text, passages
+from finch.sdg.chunking import CountTokens, chunk_pages, chunk_text
 from finch.sdg.dedup import NearDuplicates
 from finch.sdg.pipeline import MAX_PER_CALL, Block, Pipeline, load_prompt
 from finch.taxonomy import Knowledge, LeafResult, Skill, SourceDocument, hold_out
@@ -264,8 +264,6 @@ def block_calls(
         for item in items:
             first.setdefault(item["chunk"], item)
         items = list(first.values())[: plan.limit]
-    if block.type == "passage":
-        items = passage_items(items)[: plan.limit]
     for item in items:
         if block.type == "judge":
             examples = _judge_examples(plan, block, seed)
@@ -354,14 +352,6 @@ def apply_block(block: Block, call: Call, text: str, finish_reason: str) -> dict
             rejected["low_rating"] = 1
         else:
             kept.append({**call.item, "scores": {**call.item.get("scores", {}), block.name: score}})
-    elif block.type == "passage":
-        question = parse.passage_question(text)
-        if question is None:
-            rejected["parse_error"] = 1
-        else:
-            base = {k: v for k, v in call.item.items() if k not in ("id", "scores")}
-            answer = recitable(call.item["focus"])
-            kept.append({**base, "question": question, "answer": answer, "source": "passage", "scores": {}})
     elif block.type == "mcq":
         question = parse.multiple_choice(text)
         if question is None:
@@ -486,8 +476,7 @@ def retry_of(block: Block, call: Call, record: dict[str, Any], unconfirmed: bool
     one is missing from the knowledge benchmark."""
     produced = record["items"] or record.get("mcq")
     tries = MCQ_TRIES if block.type == "mcq" else 2
-    retried = block.type in ("expand", "mcq", "passage")
-    if not retried or call.id.count(AGAIN) + 1 >= tries or (produced and not unconfirmed):
+    if block.type not in ("expand", "mcq") or call.id.count(AGAIN) + 1 >= tries or (produced and not unconfirmed):
         return None
     return replace(
         call, id=f"{call.id}{AGAIN}", params=call.params.model_copy(update={"seed": _seed(call.params.seed, AGAIN)})
@@ -582,13 +571,12 @@ def run_leaf(
     fingerprint.write_text(plan.fingerprint)
     workers = options.workers if backend.abilities.concurrent_requests else 1
     items = plan.sources
-    stages, mcq, recited = [], [], []
+    stages, mcq = [], []
     for index, block in enumerate(pipeline.blocks(plan.flavour)):
         journal = work / f"{index:02d}-{block.name}.jsonl"
         confirmations = work / f"{index:02d}-{block.name}-confirm.jsonl"  # mcq: the teacher's verdicts on the keys
         marker = work / f"{index:02d}-{block.name}.done"
-        sources = plan.sources if block.type == "passage" else items
-        calls = block_calls(pipeline, block, plan, sources, options.seed, index)
+        calls = block_calls(pipeline, block, plan, items, options.seed, index)
         rated = block.anchors is not None and reads_ratings(backend, block)
         anchors = anchor_calls(pipeline, block, plan, options.seed) if rated else []
         seconds = None
@@ -634,64 +622,11 @@ def run_leaf(
                 stages[-1]["kept"] -= len(asked) - len(confirmed)
                 stages[-1]["rejected"]["unconfirmed"] = len(asked) - len(confirmed)
             mcq += confirmed
-        if block.type == "passage":  # rows beside the others: the document's own words need no judge
-            recited = [item for r in records for item in r["items"]]
-        elif block.type != "mcq":  # benchmark questions are a side output: every chunk goes on
+        if block.type != "mcq":  # benchmark questions are a side output: every chunk goes on
             items = [item for r in records for item in r["items"]]
-    kept, dedup = deduplicate(conform(items + recited, plan), plan)
+    kept, dedup = deduplicate(conform(items, plan), plan)
     stages.append(dedup)
     return {"items": kept, "mcq": mcq, "stages": stages}
-
-
-MIN_PASSAGE_WORDS = 8
-
-
-def passage_items(sources: list[dict]) -> list[dict]:
-    """A knowledge leaf's passages (finch.sdg.chunking.passages) as items, each with the chunk it stands in as its
-    context, and only those that say something: a heading alone is no answer."""
-    first: dict[str, dict] = {}
-    for source in sources:
-        first.setdefault(source["chunk"], source)
-    chunks = list(first.values())
-    items, counts = [], Counter()
-    for index, text in passages([c["chunk"] for c in chunks]):
-        source = chunks[index]
-        chunk_id = source["id"].split(".")[0]
-        counts[chunk_id] += 1
-        if len(recitable(text).split()) >= MIN_PASSAGE_WORDS:
-            base = {k: v for k, v in source.items() if k not in ("id", "focus")}
-            items.append({**base, "id": f"{chunk_id}.p{counts[chunk_id] - 1}", "focus": text})
-    return items
-
-
-_HEADING = re.compile(r"^\s{0,3}#{1,6}\s.*$", re.M)
-_EMPHASIS = re.compile(r"(\*\*|__|`)")
-_LINE_START = re.compile(r"^\s*(?:[-*+•|]|\d+[.)])\s")
-
-
-def recitable(passage: str) -> str:
-    """A document passage as an answer, word for word: markdown headings and emphasis dropped, and the lines of a
-    hard-wrapped paragraph joined; list items keep their own lines; a table's rows read "Header: cell; ..."."""
-    text = _EMPHASIS.sub("", _HEADING.sub("", passage))
-    text = re.sub(r"(?:^\|.*\|[ \t]*(?:\n|$)){3,}", lambda m: _table_as_lines(m.group(0)) + "\n", text, flags=re.M)
-    paragraphs = []
-    for paragraph in re.split(r"\n\s*\n", text):
-        lines = [line.strip() for line in paragraph.strip().split("\n") if line.strip()]
-        joined = ""
-        for line in lines:
-            joined += ("\n" if _LINE_START.match(line) else " ") + line if joined else line
-        if joined:
-            paragraphs.append(joined)
-    return "\n\n".join(paragraphs)
-
-
-def _table_as_lines(table: str) -> str:
-    """A markdown table's rows as lines of "Header: cell" pairs, which read as an answer where pipes do not."""
-    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in table.strip().split("\n")]
-    if len(rows) < 3 or not all(set(cell) <= set(":- ") for cell in rows[1]):
-        return table.strip()
-    header = rows[0]
-    return "\n".join("; ".join(f"{h}: {c}" for h, c in zip(header, row) if c) + "." for row in rows[2:])
 
 
 def conform(items: list[dict], plan: LeafPlan) -> list[dict]:

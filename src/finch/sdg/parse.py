@@ -108,19 +108,3 @@ def multiple_choice(text: str) -> dict | None:
     if len({c.lower() for c in ordered}) < 4:
         return None
     return {"question": question, "choices": ordered, "answer": "ABCD".index(answer)}
-
-
-_QUESTION_LABEL = re.compile(r"^\s*(?:\*\*)?(?:question|q)\s*(?:\*\*)?\s*:\s*(?:\*\*)?", re.IGNORECASE)
-MAX_QUESTION_WORDS = 40
-
-
-def passage_question(text: str) -> str | None:
-    """The one question a teacher wrote for a passage: its first line with a question mark, label and quotes
-    dropped, up to that mark; None when there is none or it runs longer than MAX_QUESTION_WORDS words."""
-    for line in text.strip().splitlines():
-        line = _clean(_QUESTION_LABEL.sub("", line)).strip("\"'“”")
-        if "?" in line:
-            question = line[: line.index("?") + 1].strip()
-            words = len(question.split())
-            return question if MIN_WORDS <= words <= MAX_QUESTION_WORDS else None
-    return None

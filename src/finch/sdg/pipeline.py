@@ -23,15 +23,12 @@ def _package_dir() -> Path:
 class Block(BaseModel):
     """One step. expand: one call makes `per_call` new items; generate: one call per item fills `field`;
     judge: one call per item rates it 1-5 and keeps it at `threshold` or above (finch.sdg.judge); mcq: one
-    multiple-choice question per item for the knowledge benchmark, items pass through unchanged; passage: one
-    question per passage of a knowledge document (the leaf's own passages, wherever the block stands), answered by
-    the passage itself, word for word: rows that state every fact of the document, which no judge needs to check
-    (finch.sdg.generate.recitable); items pass through unchanged."""
+    multiple-choice question per item for the knowledge benchmark, items pass through unchanged."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[a-z0-9_]+$")
-    type: Literal["expand", "generate", "judge", "mcq", "passage"]
+    type: Literal["expand", "generate", "judge", "mcq"]
     prompt: str
     fields: list[str] = Field(default_factory=list)  # expand: what each new item holds
     field: str | None = None  # generate: the field it fills
@@ -66,7 +63,6 @@ class Block(BaseModel):
             "generate": (0.7, 384),
             "judge": (0.0, 48),
             "mcq": (0.5, 320),
-            "passage": (0.3, 64),
         }
         temperature, max_tokens = defaults[self.type]
         return (
