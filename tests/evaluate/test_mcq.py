@@ -8,7 +8,14 @@ import json
 import pytest
 
 from finch.errors import UsageError
-from finch.evaluate.mcq import MCQ, choice_loglikelihoods, load_knowledge_mcq, load_mmlu_csv, score_mcqs
+from finch.evaluate.mcq import (
+    MCQ,
+    choice_loglikelihoods,
+    load_knowledge_mcq,
+    load_mmlu_csv,
+    score_mcqs,
+    score_mcqs_by_text,
+)
 from finch.evaluate.run import evaluate
 from tests.tiny_models import write_tiny_lora
 
@@ -66,6 +73,24 @@ def test_loglikelihood_equals_a_direct_computation(tiny_llama_dir):
         assert c == float(letters.index(max(letters)) == q.answer)
 
 
+def test_text_form_is_lm_evals_mmlu_continuation(tiny_llama_dir):
+    """The choice-text form: lm-eval's mmlu_continuation prompt, each choice's text as the continuation, and the
+    answer with the highest log-likelihood per character (acc_norm), so it can differ from the unnormalised pick."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    q = MCQ("  What measures rain? ", ["A barometer", "A rain gauge", "An anemometer", "A hygrometer"], 1, "x")
+    assert q.text_prompt() == "Question: What measures rain?\nAnswer:"
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
+    questions = [MCQ(r["question"], r["choices"], r["answer"], r["leaf"]) for r in ROWS] + [q]
+    correct = score_mcqs_by_text(model, tokenizer, questions)
+    for question, c in zip(questions, correct):
+        scores = choice_loglikelihoods(model, tokenizer, question.text_prompt(), [f" {x}" for x in question.choices])
+        per_char = [s / len(x) for s, x in zip(scores, question.choices)]
+        assert c == float(per_char.index(max(per_char)) == question.answer)
+
+
 def test_load_knowledge_mcq(tmp_path):
     (tmp_path / "knowledge_mcq.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
     assert [q.group for q in load_knowledge_mcq(tmp_path)] == [r["leaf"] for r in ROWS]
@@ -101,6 +126,8 @@ def test_mmlu_branch_report(tiny_llama_dir, tmp_path):
     results = evaluate(models, "mmlu_branch", data, out, tmp_path / "models")
     report = json.loads((out / "report.json").read_text())
     assert report["results"] == results and results["base"]["questions"] == 3
+    for label in ("base", "tuned"):  # both forms, each a share of the 3 questions
+        assert {results[label]["accuracy"] * 3, results[label]["accuracy_text"] * 3} <= {0.0, 1.0, 2.0, 3.0}
     leaves = {row["leaf"]: row for row in report["leaves"]}
     assert set(leaves) == {"knowledge/products/kestrel", "knowledge/science/rain"}
     kestrel = leaves["knowledge/products/kestrel"]

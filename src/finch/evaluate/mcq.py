@@ -1,6 +1,15 @@
-"""Multiple-choice questions scored by log-likelihood, as lm-eval scores MMLU with its hf backend: the prompt is
-"question\\nA. …\\nB. …\\nC. …\\nD. …\\nAnswer:", each choice is the continuation " A" … " D", and the model's answer is
-the choice whose tokens it finds likeliest. No generation, so a small model's rambling cannot hide what it knows.
+"""Multiple-choice questions scored by log-likelihood, as lm-eval scores MMLU with its hf backend, in its two forms:
+
+- letters (lm-eval's `mmlu`): the prompt is "question\\nA. …\\nB. …\\nC. …\\nD. …\\nAnswer:", each choice is the
+  continuation " A" … " D", and the model's answer is the likeliest letter;
+- choice text (lm-eval's `mmlu_continuation`, the cloze form OLMES uses for models too small for letters): the prompt
+  is "Question: question\\nAnswer:", each choice is the continuation " choice text", and the model's answer is the
+  choice with the highest log-likelihood per character (lm-eval's acc_norm), so longer choices are not penalised.
+
+Picking a letter is a skill of its own that models under ~1B parameters barely have: their letter accuracy is mostly
+their bias toward one letter, and fine-tuning moves that bias whatever the model learned. The choice-text form asks
+only whether the model finds the right answer likelier, so it measures what a small model knows. No generation in
+either, so a small model's rambling cannot hide what it knows.
 
 Done here rather than through lm-eval: lm-eval would add some twenty packages (and pins python-dateutil below what
 the environment has), and its local tasks load through `datasets` with task YAML files; the scoring itself is this
@@ -30,6 +39,9 @@ class MCQ:
     def prompt(self) -> str:
         lines = [self.question.strip(), *(f"{LETTERS[i]}. {c}" for i, c in enumerate(self.choices)), "Answer:"]
         return "\n".join(lines)
+
+    def text_prompt(self) -> str:
+        return f"Question: {self.question.strip()}\nAnswer:"
 
 
 def load_knowledge_mcq(path: Path, limit: int | None = None) -> list[MCQ]:
@@ -99,11 +111,22 @@ def choice_loglikelihoods(model, tokenizer, prompt: str, continuations: list[str
 
 
 def score_mcqs(model, tokenizer, questions: list[MCQ]) -> list[float]:
-    """1.0 where the likeliest choice is the right one, else 0.0 (lm-eval's acc)."""
+    """Letters: 1.0 where the likeliest letter is the right one, else 0.0 (lm-eval's mmlu acc)."""
     correct = []
     for q in questions:
         scores = choice_loglikelihoods(model, tokenizer, q.prompt(), [f" {LETTERS[i]}" for i in range(len(q.choices))])
         correct.append(float(max(range(len(scores)), key=scores.__getitem__) == q.answer))
+    return correct
+
+
+def score_mcqs_by_text(model, tokenizer, questions: list[MCQ]) -> list[float]:
+    """Choice text: 1.0 where the choice with the highest log-likelihood per character is the right one, else 0.0
+    (lm-eval's mmlu_continuation acc_norm)."""
+    correct = []
+    for q in questions:
+        scores = choice_loglikelihoods(model, tokenizer, q.text_prompt(), [f" {c}" for c in q.choices])
+        per_char = [score / max(len(c), 1) for score, c in zip(scores, q.choices)]
+        correct.append(float(max(range(len(per_char)), key=per_char.__getitem__) == q.answer))
     return correct
 
 

@@ -7,21 +7,30 @@ from finch.evaluate.benchmarks import EvalRequest, EvalResult, benchmark
 
 
 def _accuracy(request: EvalRequest, questions, group: str) -> tuple[dict, dict, dict]:
-    from finch.evaluate.mcq import group_accuracy, score_mcqs
+    """Both of lm-eval's forms (finch.evaluate.mcq): `accuracy` by letters, `accuracy_text` by choice text; the
+    per-group accuracies are the letters'."""
+    from finch.evaluate.mcq import group_accuracy, score_mcqs, score_mcqs_by_text
     from finch.inference import load_backend
 
     limit = f" (at most {request.limit} a {group})" if request.limit else ""
     request.notes.append(
         f"{len(questions)} four-choice questions in {len({q.group for q in questions})} {group}s{limit}; zero-shot, "
-        "scored by the log-likelihood of ' A'..' D' after 'Answer:' (lm-eval's MMLU prompt and acc), float32 "
-        "transformers"
+        "float32 transformers. accuracy: the log-likelihood of ' A'..' D' after 'Answer:' (lm-eval's mmlu prompt "
+        "and acc); accuracy_text: of each choice's text after 'Question: ...\\nAnswer:', per character (lm-eval's "
+        "mmlu_continuation acc_norm), which measures a model under ~1B parameters where letters measure its bias "
+        "toward a letter"
     )
     results, per_sample, groups = {}, {}, {}
     for label, ref in request.models.items():
         with load_backend(ref, request.models_dir, backend="transformers", dtype="float32") as backend:
             correct = score_mcqs(backend.model, backend.tokenizer, questions)
-        results[label] = {"accuracy": sum(correct) / len(correct), "questions": len(correct)}
-        per_sample[label] = {"accuracy": correct}
+            by_text = score_mcqs_by_text(backend.model, backend.tokenizer, questions)
+        results[label] = {
+            "accuracy": sum(correct) / len(correct),
+            "accuracy_text": sum(by_text) / len(by_text),
+            "questions": len(correct),
+        }
+        per_sample[label] = {"accuracy": correct, "accuracy_text": by_text}
         groups[label] = group_accuracy(questions, correct)
     return results, per_sample, groups
 
