@@ -165,3 +165,17 @@ def test_no_labels_gives_zero_loss():
     hidden = torch.randn(1, 5, 4, requires_grad=True)
     loss, n = chunked_loss_sum(hidden, torch.full((1, 5), IGNORE), torch.randn(10, 4))
     assert n == 0 and loss.item() == 0.0
+
+
+def test_bf16_loss_of_a_near_certain_token_is_not_negative():
+    """In bf16 the scan's logits are rounded to bf16; a target logit left in fp32 beside them made the loss of a token
+    the model is sure of negative (-1.14 summed over these 39, where full logits give 0)."""
+    torch.manual_seed(0)
+    weight = torch.randn(3000, 64).to(torch.bfloat16)
+    targets = torch.randint(0, 3000, (40,))
+    hidden = (weight[targets].float() * 2.0 + 0.05 * torch.randn(40, 64)).to(torch.bfloat16)[None]
+    labels = torch.cat([torch.tensor([IGNORE]), targets[:-1]])[None]  # position t predicts labels[t + 1]
+    loss, n = chunked_loss_sum(hidden, labels, weight)
+    reference, _ = naive_loss_sum(hidden @ weight.T, labels)
+    assert n == 39 and float(loss) >= 0.0
+    assert float(loss) == pytest.approx(float(reference), abs=1e-3)

@@ -34,7 +34,9 @@ class _ChunkedHeadLoss(torch.autograd.Function):
         for start in range(0, n_rows, chunk):
             h, y = hidden[start : start + chunk], targets[start : start + chunk]
             scan = _SoftmaxScan(h, weight, softcap, vocab_block, grad_hidden is not None)
-            target_logits = (weight[y].float() * h.float()).sum(dim=1)
+            # rounded as _logits rounds the scan's logits (to the hidden states' dtype): an fp32 target logit beside
+            # bf16-rounded ones made a near-certain token's loss negative
+            target_logits = (weight[y].float() * h.float()).sum(dim=1).to(h.dtype).float()
             target_grad = torch.ones_like(target_logits)  # d(target logit) / d(raw target logit)
             if softcap:
                 target_logits = softcap * torch.tanh(target_logits / softcap)
