@@ -115,7 +115,7 @@ def score_mcqs(model, tokenizer, questions: list[MCQ]) -> list[float]:
     correct = []
     for q in questions:
         scores = choice_loglikelihoods(model, tokenizer, q.prompt(), [f" {LETTERS[i]}" for i in range(len(q.choices))])
-        correct.append(float(max(range(len(scores)), key=scores.__getitem__) == q.answer))
+        correct.append(_right(scores, q.answer))
     return correct
 
 
@@ -126,8 +126,13 @@ def score_mcqs_by_text(model, tokenizer, questions: list[MCQ]) -> list[float]:
     for q in questions:
         scores = choice_loglikelihoods(model, tokenizer, q.text_prompt(), [f" {c}" for c in q.choices])
         per_char = [score / max(len(c), 1) for score, c in zip(scores, q.choices)]
-        correct.append(float(max(range(len(per_char)), key=per_char.__getitem__) == q.answer))
+        correct.append(_right(per_char, q.answer))
     return correct
+
+
+def _right(scores: list[float], answer: int) -> float:
+    """1.0 where the highest score is the right choice's, else 0.0."""
+    return float(max(range(len(scores)), key=scores.__getitem__) == answer)
 
 
 def group_accuracy(questions: list[MCQ], correct: list[float]) -> dict[str, float]:
