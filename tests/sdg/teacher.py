@@ -14,6 +14,12 @@ types the filters must handle; `emitted` counts them, so tests can check every s
   short     a malformed item (too short / no answer) -> parse_error at expand
   wrong     answered "BADANSWER", judged 2           -> low_rating at the answer judge
   long      its answer runs out of tokens            -> truncated at the response step
+
+Asked for pairs about a passage's missing key facts (the `cover` block), it writes, by turns:
+
+  cover_good        the answer states its fact         -> kept, with the fact in the row's `covers`
+  cover_nofact      the answer states no listed fact   -> no_missing_fact
+  cover_ungrounded  the answer adds a number the excerpt does not state -> ungrounded
 """
 
 from __future__ import annotations
@@ -140,6 +146,8 @@ class ScriptedTeacher(ThreadingHTTPServer):
             return self._list(int(m.group(1)), seed, prompt, m.group(2)), "stop"
         if m := re.search(r"write (\d+) new pairs about", prompt, re.IGNORECASE):
             return self._records(int(m.group(1)), seed, prompt, grounded=False, knowledge=True), "stop"
+        if m := re.search(r"Write (\d+) pairs, one for each of these facts", prompt):
+            return self._cover(int(m.group(1)), seed, prompt), "stop"
         if m := re.search(r"Write (\d+) new examples for this task", prompt):
             return self._records(int(m.group(1)), seed, prompt, grounded="Context:" in prompt), "stop"
         if "Write one question about the passage" in prompt:
@@ -209,6 +217,20 @@ class ScriptedTeacher(ThreadingHTTPServer):
             kind = self._item_kind(seed, k, allowed)
             lines.append(f"{k + 1}. ok" if kind == "short" else f"{k + 1}. {self._text(kind, seed, k, prompt)}")
         return "\n".join(lines)
+
+    def _cover(self, count: int, seed: int, prompt: str) -> str:
+        facts = re.findall(r"^- (.+)$", prompt.split("states these facts:", 1)[1], re.M)[:count]
+        parts = []
+        for k, fact in enumerate(facts):
+            kind = ("cover_good", "cover_nofact", "cover_ungrounded")[(seed + k) % 3]
+            self._count(kind)
+            answer = {
+                "cover_good": f"The excerpt states {fact}.",
+                "cover_nofact": f"It is {words(seed, k + 30, 4)}.",
+                "cover_ungrounded": f"The excerpt states {fact} and 987654 kelvin.",
+            }[kind]
+            parts.append(f"Question: What does the excerpt say about {words(seed, k + 40)}?\nAnswer: {answer}")
+        return "\n\n".join(parts)
 
     def _records(self, count: int, seed: int, prompt: str, grounded: bool, knowledge: bool = False) -> str:
         if knowledge:

@@ -60,6 +60,13 @@ def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teac
     assert reasons["unparseable_rating"] == emitted["garbled"]
     assert reasons["truncated"] == emitted["long"]
     assert reasons["matches_test"] == emitted["testdup"]  # a held-out seed question, though no prompt showed it
+    # pairs asked for the document's key facts no kept answer states: one that states none, or adds a number the
+    # excerpt does not state, is dropped
+    assert emitted["cover_good"] and emitted["cover_nofact"] and emitted["cover_ungrounded"]
+    assert reasons["no_missing_fact"] == emitted["cover_nofact"]
+    assert reasons["ungrounded"] == emitted["cover_ungrounded"]
+    total, before, after = stage(report, "knowledge", "cover")["facts"]  # the document's key facts some row states
+    assert before < after < total
     # a copy of a shown seed example is training material: the first of each is kept and counted, repeats are not
     assert sum(server.copied.values()) == emitted["seeddup"] and len(server.copied) == seed_copies(report) > 0
     assert reasons["duplicate"] == emitted["seeddup"] - len(server.copied)
@@ -71,10 +78,12 @@ def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teac
         "matches_test",
         "duplicate",
         "unconfirmed",
+        "no_missing_fact",
+        "ungrounded",
     }
 
     train = generated_rows(out / "train.jsonl")
-    assert len(train) == emitted["good"] + len(server.copied)
+    assert len(train) == emitted["good"] + len(server.copied) + emitted["cover_good"]
     assert report["train"] == len(rows(out / "train.jsonl")) == len(train) + shown_seed_count(sample_leaves())
     assert set(server.copied) <= {r["messages"][0]["content"] for r in train}
     text = json.dumps(train)
@@ -125,9 +134,13 @@ def test_full_pipeline_filters_drop_what_they_must_and_the_report_counts_it(teac
         assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
         meta = row["metadata"]
         assert meta["pipeline"] == "full" and meta["teacher"] == "scripted-teacher"
+        assert meta["phase"] == ("knowledge" if meta["kind"] == "knowledge" else "skills")
+        if meta.get("covers"):  # a pair for a missing key fact: checked by rules, not judged
+            assert meta["kind"] == "knowledge" and meta["scores"] == {}
+            assert all(fact in row["messages"][1]["content"] for fact in meta["covers"])
+            continue
         expected = {"judge_faithfulness"} if meta["kind"] == "knowledge" else {"judge_instructions", "judge_responses"}
         assert set(meta["scores"]) == expected and min(meta["scores"].values()) >= 3
-        assert meta["phase"] == ("knowledge" if meta["kind"] == "knowledge" else "skills")
     phases = [r["metadata"]["phase"] for r in train]
     assert phases == sorted(phases)  # knowledge first, then skills
     grounded = [r for r in train if r["metadata"]["leaf"].endswith("order_details")]

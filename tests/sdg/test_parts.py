@@ -204,7 +204,7 @@ def test_every_passage_of_a_knowledge_document_is_asked_about_and_each_chunk_get
     assert len(plan.sources) > 3 * len(chunks) > 3
     assert all(set(s["focus"].split()) <= set(s["chunk"].split()) for s in plan.sources)
     pipeline = load_pipeline("full")
-    [mcq, qa, _] = pipeline.knowledge
+    [mcq, qa, _, _] = pipeline.knowledge
     asked = block_calls(pipeline, qa, plan, plan.sources, seed=1, index=1)
     assert plan.target < len(plan.sources) * qa.per_call  # a small --scale ...
     assert {call.item["id"] for call in asked} == {s["id"] for s in plan.sources}  # ... still covers every passage
@@ -232,3 +232,47 @@ def test_a_passage_dense_with_facts_is_asked_more_questions_than_a_sparse_one(tm
     fixed = qa.model_copy(update={"per_fact": None})
     assert {c.count for c in block_calls(pipeline, fixed, plan, plan.sources, seed=1, index=1)} == {qa.per_call}
     assert all(call.params.max_tokens >= 150 * call.count for call in calls)  # room for every pair asked
+
+
+def test_cover_asks_for_the_key_facts_no_kept_answer_states_and_keeps_only_pairs_that_state_one(tmp_path):
+    from dataclasses import replace
+
+    from finch.evaluate.key_facts import facts_held
+    from finch.sdg.generate import GenerateOptions, apply_block, block_calls, fact_coverage, passage_facts, plan_leaf
+    from finch.sdg.pipeline import MAX_PER_CALL
+    from finch.taxonomy import check_taxonomy
+
+    [leaf] = [r for r in check_taxonomy([sample_taxonomy_dir()]).leaves if r.kind == "knowledge"]
+    plan = plan_leaf(leaf, GenerateOptions(output=tmp_path, scale=1), approximate_tokens)
+    pipeline = load_pipeline("full")
+    cover = pipeline.knowledge[3]
+    assert cover.type == "cover"
+    source = next(s for s in plan.sources if "every 16 seconds" in s["focus"])
+    kept = {**source, "question": "How often does the Mast Unit report?", "answer": "Every 16 seconds."}
+    calls = block_calls(pipeline, cover, plan, [kept], seed=1, index=3)
+    asked = [fact for call in calls for fact in call.item["missing"]]
+    every = fact_coverage(plan, [])
+    # all but the facts the kept answer states, in any passage of its chunk ("16 seconds", and the table's "16")
+    same_chunk = [facts for s, facts, _ in every if s["chunk"] == source["chunk"]]
+    stated = sum(sum(facts_held(kept["answer"], facts)) for facts in same_chunk)
+    assert len(asked) == sum(len(facts) for _, facts, _ in every) - stated and stated >= 1
+    mine = [call for call in calls if call.item["focus"] == source["focus"]]
+    assert mine and "16 seconds" not in mine[0].item["missing"] and "868 MHz" in mine[0].item["missing"]
+    assert all(0 < call.count == len(call.item["missing"]) <= MAX_PER_CALL for call in calls)
+    assert all(f"- {fact}" in call.messages[-1]["content"] for call in calls for fact in call.item["missing"])
+    assert passage_facts("## 3. Specifications\nIt weighs 1.4 kg.") == ["1.4 kg"]  # a heading's number is no fact
+
+    call = mine[0]
+    answers = [
+        ("At what frequency does the K-230's radio work?", "The radio of the K-230 works at 868 MHz."),  # kept
+        ("Does the K-230's radio work at 868 MHz?", "Yes, it works at 868 MHz."),  # the question gives it away
+        ("What frequency does the radio use?", "It works at 868 MHz or 433 MHz."),  # 433 MHz: not in the excerpt
+        ("What does the radio do?", "It sends readings."),  # no missing fact at all
+    ]
+    text = "\n\n".join(f"Question: {q}\nAnswer: {a}" for q, a in answers)
+    record = apply_block(cover, replace(call, count=len(answers)), text, "stop")
+    assert [item["answer"] for item in record["items"]] == [answers[0][1]]
+    assert record["items"][0]["covers"] == ["868 MHz"] and "missing" not in record["items"][0]
+    assert record["rejected"] == {"no_missing_fact": 2, "ungrounded": 1}
+    capped = replace(plan, limit=3)  # --limit-per-leaf: a quick run asks nothing beyond its cap
+    assert block_calls(pipeline, cover, capped, [kept], seed=1, index=3) == []

@@ -50,6 +50,9 @@ def print_summary(report: dict) -> None:
             rejected = ", ".join(f"{k} {v}" for k, v in sorted(stage.get("rejected", {}).items()))
             if stage.get("abstained"):
                 rejected += f"{', ' if rejected else ''}(judge abstained on {stage['abstained']} kept)"
+            if stage.get("facts"):
+                total, before, after = stage["facts"]
+                rejected += f"{', ' if rejected else ''}(document facts stated: {before} -> {after} of {total})"
             if stage.get("seed_copies"):
                 rejected += f"{', ' if rejected else ''}({stage['seed_copies']} kept repeat a seed example)"
             table.add_row(

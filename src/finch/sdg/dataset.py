@@ -42,8 +42,9 @@ def _row(plan: LeafPlan, user: str, answer: str, meta: dict[str, Any]) -> dict[s
 
 
 def _origin(item: dict[str, Any]) -> dict[str, Any]:
-    """The document and page a PDF chunk's items come from (finch.sdg.generate), for their rows' metadata."""
-    return {key: item[key] for key in ("document", "page") if key in item}
+    """The document and page a PDF chunk's items come from, and the key facts a `cover` pair was written for
+    (finch.sdg.generate), for their rows' metadata."""
+    return {key: item[key] for key in ("document", "page", "covers") if key in item}
 
 
 def _check_options(output: Path, settings: dict[str, Any]) -> None:

@@ -23,12 +23,14 @@ def _package_dir() -> Path:
 class Block(BaseModel):
     """One step. expand: one call makes `per_call` new items; generate: one call per item fills `field`;
     judge: one call per item rates it 1-5 and keeps it at `threshold` or above (finch.sdg.judge); mcq: one
-    multiple-choice question per item for the knowledge benchmark, items pass through unchanged."""
+    multiple-choice question per item for the knowledge benchmark, items pass through unchanged; cover: one call per
+    document passage that states key facts no item's answer states yet, asking for a pair per missing fact (items
+    pass through, and the new pairs that state a missing fact and nothing the chunk does not are added)."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[a-z0-9_]+$")
-    type: Literal["expand", "generate", "judge", "mcq"]
+    type: Literal["expand", "generate", "judge", "mcq", "cover"]
     prompt: str
     fields: list[str] = Field(default_factory=list)  # expand: what each new item holds
     field: str | None = None  # generate: the field it fills
@@ -48,6 +50,7 @@ class Block(BaseModel):
     def _needs(self) -> Block:
         needs = {
             "expand": ("fields", self.fields),
+            "cover": ("fields", self.fields),
             "generate": ("field", self.field),
             "judge": ("threshold", self.threshold),
         }
@@ -63,6 +66,7 @@ class Block(BaseModel):
             "generate": (0.7, 384),
             "judge": (0.0, 48),
             "mcq": (0.5, 320),
+            "cover": (0.7, min(1536, 160 * count)),
         }
         temperature, max_tokens = defaults[self.type]
         return (
