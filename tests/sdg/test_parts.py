@@ -268,12 +268,11 @@ def test_cover_asks_for_the_key_facts_no_kept_answer_states_and_keeps_only_pairs
         ("Does the K-230's radio work at 868 MHz?", "Yes, it works at 868 MHz."),  # the question gives it away
         ("What frequency does the radio use?", "It works at 868 MHz or 433 MHz."),  # 433 MHz: not in the excerpt
         ("What does the radio do?", "It sends readings."),  # no missing fact at all
-        ("What frequency does the K-230's radio use?", "868 MHz."),  # the bare fact: no sentence about it
     ]
     text = "\n\n".join(f"Question: {q}\nAnswer: {a}" for q, a in answers)
     record = apply_block(cover, replace(call, count=len(answers)), text, "stop")
     assert [item["answer"] for item in record["items"]] == [answers[0][1]]
     assert record["items"][0]["covers"] == ["868 MHz"] and "missing" not in record["items"][0]
-    assert record["rejected"] == {"no_missing_fact": 2, "ungrounded": 1, "bare_answer": 1}
+    assert record["rejected"] == {"no_missing_fact": 2, "ungrounded": 1}
     capped = replace(plan, limit=3)  # --limit-per-leaf: a quick run asks nothing beyond its cap
     assert block_calls(pipeline, cover, capped, [kept], seed=1, index=3) == []

@@ -237,20 +237,14 @@ def fact_coverage(plan: LeafPlan, items: list[dict]) -> list[tuple[dict, list[st
     return found
 
 
-MIN_WORDS_BESIDE_THE_FACT = 3  # "It rings for 30 seconds." holds; "It is 30 seconds." does not
-
-
 def cover_check(pair: dict[str, str], item: dict[str, Any]) -> tuple[str | None, list[str]]:
     """(why a pair written for a passage's missing facts is dropped, or None; the missing facts it states). Its
     answer must state one of them that its question does not give away, and no number or name that the chunk does
-    not state: such a pair is not judged by the teacher, and these rules are its check. A bare fact ("2021", "30
-    seconds.") is no answer either: the student would learn to answer without saying what the fact is about."""
+    not state: such a pair is not judged by the teacher, and these rules are its check."""
     question, answer = pair["question"], pair["answer"]
     covers = [f for f in item["missing"] if facts_held(answer, [f])[0] and not facts_held(question, [f])[0]]
     if not covers:
         return "no_missing_fact", []
-    if len(answer.split()) - min(len(f.split()) for f in covers) < MIN_WORDS_BESIDE_THE_FACT:
-        return "bare_answer", []
     if not all(facts_held(item["chunk"], extract_key_facts(answer, question))):
         return "ungrounded", []
     return None, covers
