@@ -126,8 +126,19 @@ def test_mmlu_branch_report(tiny_llama_dir, tmp_path):
     results = evaluate(models, "mmlu_branch", data, out, tmp_path / "models")
     report = json.loads((out / "report.json").read_text())
     assert report["results"] == results and results["base"]["questions"] == 3
-    for label in ("base", "tuned"):  # both forms, each a share of the 3 questions
-        assert {results[label]["accuracy"] * 3, results[label]["accuracy_text"] * 3} <= {0.0, 1.0, 2.0, 3.0}
+    for label in ("base", "tuned"):  # both forms, each a share of the 3 questions, and the better one (OLMES)
+        scores = results[label]
+        assert {scores["accuracy"] * 3, scores["accuracy_text"] * 3} <= {0.0, 1.0, 2.0, 3.0}
+        assert scores["accuracy_best"] == max(scores["accuracy"], scores["accuracy_text"])
+        form = report["forms"][label]
+        assert form == ("text" if scores["accuracy_text"] >= scores["accuracy"] else "letters")
+        # the verdicts are in the model's better form: a leaf's score is that form's share of its questions
+        chosen = report["per_sample"][label]["accuracy_text" if form == "text" else "accuracy"]
+        assert report["per_sample"][label]["accuracy_best"] == chosen
+        assert {row["leaf"]: row[label] for row in report["leaves"]} == {
+            "knowledge/products/kestrel": (chosen[0] + chosen[1]) / 2,
+            "knowledge/science/rain": chosen[2],
+        }
     leaves = {row["leaf"]: row for row in report["leaves"]}
     assert set(leaves) == {"knowledge/products/kestrel", "knowledge/science/rain"}
     kestrel = leaves["knowledge/products/kestrel"]
@@ -137,7 +148,7 @@ def test_mmlu_branch_report(tiny_llama_dir, tmp_path):
         kestrel["verdict"]
         == {1: "IMPROVED", -1: "REGRESSED", 0: "UNCHANGED"}[(kestrel["delta"] > 0) - (kestrel["delta"] < 0)]
     )
-    assert "## Per leaf (accuracy)" in (out / "report.md").read_text()
+    assert "## Per leaf (accuracy_best)" in (out / "report.md").read_text()
     assert (out / "mmlu_branch-per-leaf.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(UsageError, match="--base"):
         evaluate({"tuned": str(run)}, "mmlu_branch", data, out, tmp_path / "models")

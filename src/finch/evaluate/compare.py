@@ -17,8 +17,8 @@ PRIMARY = {
     "perplexity": "perplexity",
     "mt_bench": "overall",
     "mt_bench_branch": "score",
-    "mmlu": "accuracy",
-    "mmlu_branch": "accuracy",
+    "mmlu": "accuracy_best",
+    "mmlu_branch": "accuracy_best",
     "key_facts": "all_key_facts",
     "human": "mean_grade",
 }
