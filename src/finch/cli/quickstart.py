@@ -1,5 +1,6 @@
 """`finch quickstart`: the whole LAB loop on the built-in models, offline: taxonomy → synthetic data from the built-in
-teacher → LoRA training on it → base vs tuned on held-out seed questions → a q4_k_m GGUF asked one of them."""
+teacher → LoRA training on it → base vs tuned on held-out seed questions and on the teacher's multiple-choice questions
+→ a q4_k_m GGUF asked one of them."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ def quickstart(
     ),
 ) -> None:
     """The whole loop on the built-in models: workspace, taxonomy check, synthetic data from the built-in teacher,
-    LoRA training on it, base vs tuned on held-out seed questions, and a q4_k_m GGUF export asked one of them."""
+    LoRA training on it, base vs tuned on held-out seed questions and on the teacher's multiple-choice questions, and
+    a q4_k_m GGUF export asked one of them."""
     from finch.taxonomy import check_taxonomy
 
     settings = load_settings()
@@ -183,6 +185,31 @@ def quick_evaluate(student: str, run_dir: Path, dataset: Path, settings) -> None
         f"A question counts as right when the answer holds every key fact of the reference (numbers with units, "
         f"dates, names: extracted from it, no model involved) and, for JSON answers, parses with the same fields. "
         f"Details: {run_dir / 'quickstart-eval.json'}."
+    )
+    if read_jsonl(dataset / "knowledge_mcq.jsonl"):
+        quick_mcq(student, run_dir, dataset, settings)
+
+
+def quick_mcq(student: str, run_dir: Path, dataset: Path, settings) -> None:
+    """mmlu_branch: the teacher's multiple-choice questions about each document (one per chunk, the key confirmed by
+    the teacher), base vs tuned by log-likelihood, each model in the form it does better in."""
+    from finch.evaluate.run import evaluate
+
+    output = run_dir / "mmlu_branch"
+    out.print("The teacher's multiple-choice questions about the documents, scored by log-likelihood (mmlu_branch) ...")
+    evaluate({"base": student, "tuned": str(run_dir)}, "mmlu_branch", dataset, output, settings.path("models_dir"))
+    report = json.loads((output / "report.json").read_text())
+    forms = {label: {"text": "choice text", "letters": "letter"}[form] for label, form in report["forms"].items()}
+    for leaf in report["leaves"]:
+        n = leaf["questions"]
+        right = {label: round(leaf[label] * n) for label in ("base", "tuned")}
+        out.print(
+            f"  {escape(leaf['leaf'].rsplit('->', 1)[-1])}: {right['base']}/{n} -> {right['tuned']}/{n} right "
+            f"({leaf['verdict']}; base by {forms['base']}, tuned by {forms['tuned']})"
+        )
+    out.print(
+        f"Details: {output / 'report.md'}; `finch evaluate --model {run_dir} --base {student} --benchmark mmlu_branch "
+        f"--data {dataset}` reruns it."
     )
 
 
