@@ -265,13 +265,14 @@ def test_cover_asks_for_the_key_facts_no_kept_answer_states_and_keeps_only_pairs
     call = mine[0]
     answers = [
         ("At what frequency does the K-230's radio work?", "The radio of the K-230 works at 868 MHz."),  # kept
+        ("Which frequency does the K-230 radio use?", "868 MHz."),  # kept: a bare answer still states its fact
         ("Does the K-230's radio work at 868 MHz?", "Yes, it works at 868 MHz."),  # the question gives it away
         ("What frequency does the radio use?", "It works at 868 MHz or 433 MHz."),  # 433 MHz: not in the excerpt
         ("What does the radio do?", "It sends readings."),  # no missing fact at all
     ]
     text = "\n\n".join(f"Question: {q}\nAnswer: {a}" for q, a in answers)
     record = apply_block(cover, replace(call, count=len(answers)), text, "stop")
-    assert [item["answer"] for item in record["items"]] == [answers[0][1]]
+    assert [item["answer"] for item in record["items"]] == [answers[0][1], answers[1][1]]
     assert record["items"][0]["covers"] == ["868 MHz"] and "missing" not in record["items"][0]
     assert record["rejected"] == {"no_missing_fact": 2, "ungrounded": 1}
     capped = replace(plan, limit=3)  # --limit-per-leaf: a quick run asks nothing beyond its cap
