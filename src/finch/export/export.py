@@ -39,6 +39,7 @@ def export_model(model: ResolvedModel, fmt: str, quant: str = "q4_k_m", output: 
     from finch.export.merge import merge_adapter
     from finch.export.modelfile import write_modelfile
     from finch.export.quantize import quantize_gguf, quantize_keeping_changes
+    from finch.models.gguf_file import read_gguf
     from finch.models.prepare import prepare_model
 
     if fmt not in FORMATS:
@@ -70,8 +71,6 @@ def export_model(model: ResolvedModel, fmt: str, quant: str = "q4_k_m", output: 
         write_model_card(out_dir, files=[target], **card)
         return ExportResult(fmt, target, [target])
 
-    from transformers import AutoTokenizer
-
     target = out_dir / f"{model.name}-{quant}.gguf"
     notes = []
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".work-") as work:
@@ -93,7 +92,7 @@ def export_model(model: ResolvedModel, fmt: str, quant: str = "q4_k_m", output: 
                     gguf_tensor_sources(source, arch, config),
                 )
                 notes += [note for note in [report.summary()] if note]
-        chat_template = AutoTokenizer.from_pretrained(source).chat_template
+    chat_template = read_gguf(target).fields.get("tokenizer.chat_template")  # what llama.cpp and Ollama will read
     modelfile = write_modelfile(target, chat_template)
     write_model_card(out_dir, files=[target, modelfile], notes=notes, **card)
     return ExportResult(fmt, target, [target, modelfile], notes)

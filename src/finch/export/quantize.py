@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from finch.errors import FinchError
+from finch.models.gguf_file import read_gguf
 
 LLAMA_CPP_QUANTS = {
     "q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0",
@@ -124,11 +125,9 @@ def _is_matrix_change(before, after) -> bool:
 
 def kept_shares(gguf_path: Path, names: list[str], base: dict, tuned: dict) -> dict[str, float]:
     """Per tensor: the projection of (quantized − base) on (tuned − base), as a share of the change."""
-    import gguf
     from gguf.quants import dequantize
 
-    reader = gguf.GGUFReader(gguf_path)
-    tensors = {t.name: t for t in reader.tensors}
+    tensors = {t.name: t for t in read_gguf(gguf_path).tensors}
     shares = {}
     for name in names:
         before = base[name]().numpy()
@@ -141,11 +140,8 @@ def kept_shares(gguf_path: Path, names: list[str], base: dict, tuned: dict) -> d
 
 
 def _tensor_layout(gguf_path: Path) -> tuple[dict[str, str], dict[str, int]]:
-    """Each tensor's type and row length (GGUF shapes start with ne0). Reading a GGUF parses its whole vocabulary
-    (seconds for 262k tokens): read once per file."""
-    import gguf
-
-    tensors = gguf.GGUFReader(gguf_path).tensors
+    """Each tensor's type and row length (GGUF shapes start with ne0)."""
+    tensors = read_gguf(gguf_path).tensors
     return {t.name: t.tensor_type.name for t in tensors}, {t.name: int(t.shape[0]) for t in tensors}
 
 

@@ -118,25 +118,21 @@ def model_info(model: ResolvedModel, hf_dir: Path) -> ModelInfo:
 def gguf_model_info(model: ResolvedModel, gguf: Path) -> ModelInfo:
     """Facts read from a GGUF's header, for a model llama.cpp runs as it is (the built-in teacher): converting 1.5B
     weights to an HF directory just to describe them would take minutes and gigabytes."""
-    from gguf import GGUFReader
+    from finch.models.gguf_file import read_gguf
 
-    reader = GGUFReader(gguf)
-
-    def field(key: str):
-        value = reader.fields.get(key)
-        return value.contents() if value is not None else None
-
+    header = read_gguf(gguf)
+    field = header.fields.get
     arch = field("general.architecture") or "?"
-    tokens = reader.fields.get("tokenizer.ggml.tokens")
+    tokens = field("tokenizer.ggml.tokens")
     has_template = field("tokenizer.chat_template") is not None
     return ModelInfo(
         name=model.name,
         kind=model.kind,
         architecture=f"{arch} (GGUF)",
         model_type=arch,
-        parameters=sum(int(t.n_elements) for t in reader.tensors),
+        parameters=sum(t.n_elements for t in header.tensors),
         context_length=field(f"{arch}.context_length"),
-        vocab_size=len(tokens.data) if tokens is not None else None,
+        vocab_size=len(tokens) if tokens is not None else None,
         dtype=_GGUF_FILE_TYPES.get(field("general.file_type"), "quantized"),
         chat_template=has_template,
         chat_format="the model's own template" if has_template else "none",

@@ -140,14 +140,13 @@ def convert_gguf_to_hf(gguf: Path, out_dir: Path, name: str, kind: str) -> None:
 
 def restore_from_gguf_metadata(config, gguf: Path) -> None:
     """Put back what transformers' GGUF config reader drops, so the HF model computes what llama.cpp computes."""
-    from gguf import GGUFReader
+    from finch.models.gguf_file import read_gguf
 
-    reader = GGUFReader(gguf)
-    arch = reader.fields["general.architecture"].contents()
+    header = read_gguf(gguf)
+    arch = header.fields["general.architecture"]
 
     def value(key: str):
-        field = reader.fields.get(f"{arch}.{key}")
-        return field.contents() if field is not None else None
+        return header.fields.get(f"{arch}.{key}")
 
     if arch == "gemma3":
         head_dim = value("attention.key_length")
@@ -159,7 +158,7 @@ def restore_from_gguf_metadata(config, gguf: Path) -> None:
         swa_base = value("rope.freq_base_swa")
         if swa_base and isinstance(getattr(config, "rope_parameters", None), dict):
             config.rope_parameters.setdefault("sliding_attention", {"rope_type": "default"})["rope_theta"] = swa_base
-    if any(t.name == "rope_freqs.weight" for t in reader.tensors):
+    if any(t.name == "rope_freqs.weight" for t in header.tensors):
         raise UsageError(
             f"{gguf}: uses Llama 3 style RoPE scaling (a rope_freqs tensor), which cannot be restored from a GGUF for "
             "transformers; chat and serve it with llama.cpp, or pass the original HF model directory for training."
