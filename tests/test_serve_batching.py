@@ -56,7 +56,7 @@ def test_concurrent_greedy_answers_are_the_one_at_a_time_answers_and_a_disconnec
         "--model",
         str(tiny_llama_gguf),
         "--ctx",
-        "128",
+        "512",  # room for the leaver's 400 tokens: a short generation could end before the server sees it leave
         "--parallel",
         "8",
         "--api-key",
@@ -70,7 +70,7 @@ def test_concurrent_greedy_answers_are_the_one_at_a_time_answers_and_a_disconnec
 
         def leaver() -> int:
             """A streamed request that reads two chunks and hangs up."""
-            body = {"messages": [{"role": "user", "content": "Go on forever"}], "max_tokens": 100, "stream": True}
+            body = {"messages": [{"role": "user", "content": "Go on forever"}], "max_tokens": 400, "stream": True}
             with httpx.stream("POST", f"{base}/v1/chat/completions", json=body, headers=headers, timeout=60) as r:
                 seen = 0
                 for line in r.iter_lines():
