@@ -20,6 +20,9 @@ def label(token: str) -> str:
     return text if len(text) <= 14 else text[:13] + "…"
 
 
+MAX_X_LABELS = 450  # rotated 6-pt labels need ~13 px each: about what a 60-inch figure at 100 dpi holds
+
+
 def _scale(matrix: np.ndarray, sink: bool, signed: bool) -> tuple[float, float]:
     values = np.abs(matrix[:, 1:] if sink and matrix.shape[1] > 1 else matrix)
     top = float(np.percentile(values, 99.5)) or float(values.max()) or 1.0
@@ -42,9 +45,15 @@ def _heatmap(
         matrix, aspect="auto", cmap="RdBu_r" if signed else "viridis", vmin=low, vmax=high, interpolation="nearest"
     )
     ax.set_title(title, fontsize=9, loc="left")
-    # Tick objects are costly in matplotlib (500 prompt tokens x 4 heads took seconds): only labelled axes get them.
+    # Tick objects are costly in matplotlib (500 prompt tokens x 4 heads took seconds): only labelled axes get them,
+    # and a prompt longer than the figure can label gets every step-th token labelled (a knowledge leaf's ~1,000
+    # tokens took ~12 s a map, their labels overlapping); explain.html shows every token.
     if ticks and x_labels:
-        ax.set_xticks(range(len(prompt_tokens)), [label(t) for t in prompt_tokens], rotation=90, fontsize=6)
+        step = -(-len(prompt_tokens) // MAX_X_LABELS)
+        positions = range(0, len(prompt_tokens), step)
+        ax.set_xticks(positions, [label(prompt_tokens[i]) for i in positions], rotation=90, fontsize=6)
+        if step > 1:
+            ax.set_xlabel(f"prompt tokens, one in {step} labelled (explain.html shows them all)", fontsize=7)
     else:
         ax.set_xticks([])
     if ticks:
