@@ -33,6 +33,17 @@ def test_help_lists_the_whole_tree():
         assert f" {command} " in result.stdout, command
 
 
+def test_the_cli_starts_without_torch():
+    """torch takes ~1.7 s to import on 2 cores: a usage error, --help, taxonomy and data commands must not wait for
+    it (only the commands that run a model import it)."""
+    import subprocess
+    import sys
+
+    code = "import sys, finch.cli.main; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]", result.stdout
+
+
 @pytest.mark.parametrize("group", ["config", "system", "model", "taxonomy", "data", "plan"])
 def test_every_group_has_help(group):
     result = run_finch(group, "--help")

@@ -12,7 +12,6 @@ from finch.cli.options import as_flags, config_values, with_config_options
 from finch.cli.ui import err, out
 from finch.cli.views import TrainProgress
 from finch.config import load_settings
-from finch.train.checkpoint import disk_use
 from finch.train.config import TrainConfig
 
 
@@ -63,6 +62,8 @@ def train(
         f"adapter and logs: {result.run_dir}\n"
         f"try it: finch chat --model {result.run_dir}"
     )
+    from finch.train.checkpoint import disk_use  # imports torch: after training, not at every CLI start
+
     kept, size = disk_use(result.run_dir)
     if kept:
         out.print(f"checkpoints: {kept} kept in {result.run_dir / 'checkpoints'} ({human_bytes(size)}), each a model")

@@ -13,8 +13,6 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from finch.errors import SettingError, UsageError
 from finch.inference.base import PromptFormat
 from finch.train.config import TRAIN_SETTINGS, TrainConfig
@@ -257,6 +255,7 @@ def _tokenized(config: TrainConfig, hf_dir: Path, phased: bool) -> dict[str | No
 def save_train_data(data: TrainData, path: Path) -> None:
     """Tokenized data for the processes of a multi-process run to read instead of tokenizing again: token ids as
     flat safetensors arrays, everything else as metadata."""
+    import torch
     from safetensors.torch import save_file
 
     tensors, meta = (
