@@ -60,7 +60,7 @@ def read_gguf(path: Path | str) -> GGUFFile:
     path = Path(path)
     try:
         return _read(path)
-    except (struct.error, ValueError, KeyError, UnicodeDecodeError) as e:
+    except (struct.error, ValueError, KeyError) as e:  # strings decode with errors="replace"
         raise UsageError(f"{path}: truncated or corrupt GGUF ({e}); download or export it again.") from None
 
 
